@@ -1,0 +1,33 @@
+//! An API key credential. The secret itself is never stored: `digest` is
+//! HMAC-SHA256 of it under the server's pepper.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "api_keys")]
+pub struct Model {
+    /// `key_…`, public (the `api_key_id`, the token's `client_id`).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub org_id: String,
+    /// The owner: the user the key signs in as by default.
+    pub user_id: String,
+    pub name: String,
+    /// `live` or `test`.
+    pub environment: String,
+    /// Space-separated scope list (RFC 6749 §3.3 syntax).
+    pub scopes: String,
+    /// Lower-case hex HMAC-SHA256 of the secret, unique.
+    #[sea_orm(unique)]
+    pub digest: String,
+    pub created_at: DateTimeUtc,
+    pub expires_at: DateTimeUtc,
+    /// When set, the key stops working at that instant (which may lie in the future
+    /// during a rotation's grace period).
+    pub revoked_at: Option<DateTimeUtc>,
+    pub last_used_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,13 @@
+//! keygate's SeaORM entities: one module per table, plain data only.
+//!
+//! Nothing here knows about HTTP, tokens or secrets in plain text: columns that hold
+//! credentials hold digests (`api_keys.digest`, `refresh_tokens.digest`) or ciphertext
+//! (`signing_keys.private_key_enc`). Queries live in the server's `storage` module.
+
+pub mod api_key;
+pub mod audit_event;
+pub mod organization;
+pub mod refresh_token;
+pub mod session;
+pub mod signing_key;
+pub mod user;

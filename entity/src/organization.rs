@@ -1,0 +1,20 @@
+//! An organization (tenant). Addressed in URLs by its `slug`.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "organizations")]
+pub struct Model {
+    /// `org_…`
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// `[a-z0-9][a-z0-9-]{1,62}`, unique.
+    #[sea_orm(unique)]
+    pub slug: String,
+    pub name: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

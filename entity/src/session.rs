@@ -1,0 +1,28 @@
+//! A session: created at sign-in, lives as long as its refresh tokens may.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sessions")]
+pub struct Model {
+    /// `ses_…`, the token's `sid`.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub org_id: String,
+    /// The user the session acts as (the token's `sub`).
+    pub user_id: String,
+    /// The key that signed in (the token's `client_id`).
+    pub api_key_id: String,
+    /// Set when the key's owner acts for another user (the token's `act.sub`).
+    pub actor_user_id: Option<String>,
+    /// RFC 7638 thumbprint of the DPoP key the session is bound to.
+    pub dpop_jkt: Option<String>,
+    pub scope: String,
+    pub created_at: DateTimeUtc,
+    pub expires_at: DateTimeUtc,
+    pub revoked_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

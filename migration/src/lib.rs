@@ -1,0 +1,16 @@
+//! keygate's schema migrations. Landed migrations are never edited: a change is a new one.
+//! The server runs them on start (`keygate serve`, `keygate migrate`); this crate's binary
+//! runs them on their own (`DATABASE_URL=… cargo run -p migration -- up`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,280 @@
+//! Settings, layered (DESIGN §7): built-in defaults ← `config/default.toml` ← the file named
+//! by `KEYGATE_CONFIG` ← `KEYGATE__SECTION__KEY` environment variables. Unknown keys are an
+//! error, so a typo in a file or a variable name fails at start instead of being ignored.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::keys::signing::SigningAlg;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the SQLite file and generated secrets live.
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub tokens: TokenSettings,
+    pub api_keys: ApiKeySettings,
+    pub secrets: SecretSettings,
+    pub bootstrap: BootstrapSettings,
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            tokens: TokenSettings::default(),
+            api_keys: ApiKeySettings::default(),
+            secrets: SecretSettings::default(),
+            bootstrap: BootstrapSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    /// The URL clients use to reach keygate (scheme, host, port, no trailing slash);
+    /// token issuers and DPoP `htu` checks derive from it. Default: `http://{bind}`.
+    pub public_url: Option<String>,
+    /// HTTP worker threads; default: one per core.
+    pub workers: Option<usize>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: None,
+            workers: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; default: `{data_dir}/keygate.db`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    /// Algorithm of newly created signing keys: `ES256` or `EdDSA`.
+    pub alg: SigningAlg,
+    /// The access tokens' `aud`; default: the issuer.
+    pub audience: Option<String>,
+    /// Clock skew tolerated when checking `exp` and `iat` of access tokens.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            alg: SigningAlg::ES256,
+            audience: None,
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// Lifetime of a key created without an explicit duration.
+    #[serde(with = "humantime_serde")]
+    pub default_duration: Duration,
+    /// The longest lifetime a key may be given.
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
+}
+
+impl Default for ApiKeySettings {
+    fn default() -> Self {
+        Self {
+            default_duration: Duration::from_secs(90 * 86_400),
+            max_duration: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// 32-byte secrets, as base64 (standard or URL-safe) or hex. When absent they are generated
+/// into `{data_dir}/secrets/` on first start.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretSettings {
+    /// HMAC key for API key and refresh token digests. Changing it invalidates every key.
+    pub pepper: Option<SecretString>,
+    /// Key-encryption key for signing keys (AES-256-GCM).
+    pub kek: Option<SecretString>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapSettings {
+    /// Create an organization, an owner and an API key when the database is empty.
+    pub enabled: bool,
+    pub org: String,
+    pub email: String,
+    #[serde(with = "humantime_serde")]
+    pub key_duration: Duration,
+}
+
+impl Default for BootstrapSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            org: "default".into(),
+            email: "owner@keygate.local".into(),
+            key_duration: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter: `info`, `debug`, `keygate=debug,sqlx=warn`, …
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("KEYGATE_CONFIG names {0}, which does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+}
+
+impl Settings {
+    /// Loads the layers from the process: `config/default.toml` (relative to the working
+    /// directory, if present), `$KEYGATE_CONFIG`, then `KEYGATE__…` variables.
+    pub fn load() -> Result<Self, ConfigError> {
+        let file = std::env::var_os("KEYGATE_CONFIG").map(PathBuf::from);
+        Self::figment(Path::new("config/default.toml"), file.as_deref())?
+            .merge(Env::prefixed("KEYGATE__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))
+    }
+
+    fn figment(default_file: &Path, file: Option<&Path>) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::file(default_file));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::MissingFile(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        Ok(figment)
+    }
+
+    /// The database URL: the configured one or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("keygate.db").display()
+            ),
+        }
+    }
+
+    pub fn is_embedded_database(&self) -> bool {
+        self.database_url().starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn layers_override_in_order_and_reject_unknown_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "default.toml",
+                "[tokens]\naccess_ttl = \"10m\"\n[server]\nbind = \"0.0.0.0:1\"",
+            )?;
+            jail.create_file("site.toml", "[tokens]\naccess_ttl = \"5m\"")?;
+            jail.set_env("KEYGATE__TOKENS__ACCESS_TTL", "2m");
+            jail.set_env("KEYGATE__DATA_DIR", "/srv/kg");
+            let s: Settings =
+                Settings::figment(Path::new("default.toml"), Some(Path::new("site.toml")))
+                    .unwrap()
+                    .merge(Env::prefixed("KEYGATE__").split("__"))
+                    .extract()?;
+            assert_eq!(s.tokens.access_ttl, Duration::from_secs(120));
+            assert_eq!(s.server.bind, "0.0.0.0:1");
+            assert_eq!(s.data_dir, PathBuf::from("/srv/kg"));
+            assert_eq!(s.tokens.refresh_ttl, Duration::from_secs(30 * 86_400));
+
+            jail.set_env("KEYGATE__TOKENS__ACESS_TTL", "1m");
+            let err = Settings::figment(Path::new("default.toml"), None)
+                .unwrap()
+                .merge(Env::prefixed("KEYGATE__").split("__"))
+                .extract::<Settings>()
+                .unwrap_err();
+            assert!(err.to_string().contains("acess_ttl"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        let err = Settings::figment(
+            Path::new("nope.toml"),
+            Some(Path::new("/nonexistent/kg.toml")),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile(_)));
+    }
+}
