@@ -2,10 +2,21 @@
 //! The binary in `main.rs` only parses the command line; everything else lives here so
 //! integration tests and benchmarks drive the same code.
 
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod secrets;
+pub mod signing_keys;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
 pub mod tokens;
 pub mod types;

@@ -1,0 +1,460 @@
+//! The `keygate` command line (DESIGN §8). Every command works directly on the configured
+//! database, so it works while the server is down. Listings and creations accept `--json`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::admin::{self, CreatedKey, NewKey};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::secrets::Secrets;
+use crate::signing_keys;
+use crate::startup::{Application, open_storage};
+use crate::storage::{self, Storage};
+use crate::types::{Environment, Role, Scopes, Slug};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keygate",
+    version,
+    about = "Self-hosted token authorization server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate, bootstrap an empty database, and serve (the default).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Users of an organization.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Access token signing keys.
+    #[command(subcommand, name = "signing-key")]
+    SigningKey(SigningKeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Lifetime, e.g. `90d`, `12h` (default: api_keys.default_duration).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Create an `ak_test_` key.
+        #[arg(long)]
+        test: bool,
+        /// Restrict the key to these scopes (repeatable; default: all).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    List {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    Revoke {
+        #[arg(long)]
+        org: String,
+        key_id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    Rotate {
+        #[arg(long)]
+        org: String,
+        key_id: String,
+        /// How long the old key keeps working (default 0s: it stops at once).
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+        grace: Duration,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    Rotate {
+        #[command(flatten)]
+        out: Output,
+    },
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+fn print(out: &Output, json: serde_json::Value, text: impl FnOnce() -> String) {
+    if out.json {
+        println!("{json}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Runs `command` with `settings`.
+pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve => serve(settings, clock).await,
+        Command::Migrate => {
+            open_storage(&settings).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Org(cmd) => org(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
+        Command::User(cmd) => user(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
+        Command::Key(cmd) => key(cmd, &settings, clock.as_ref()).await,
+        Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
+    }
+}
+
+async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let mut app = Application::build(settings, clock).await?;
+    if let Some(credentials) = app.take_bootstrap_credentials() {
+        println!("{}", credentials.banner(&app.state().public_url));
+    }
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn org(cmd: OrgCommand, storage: &Storage, clock: &dyn Clock) -> anyhow::Result<()> {
+    match cmd {
+        OrgCommand::Create { slug, name, out } => {
+            let slug = Slug::parse(&slug).map_err(|e| anyhow::anyhow!(e.0))?;
+            let org = admin::create_org(storage, clock, &slug, name).await?;
+            print(
+                &out,
+                json!({"org_id": org.id, "slug": org.slug, "name": org.name}),
+                || format!("created organization {} ({})", org.slug, org.id),
+            );
+        }
+        OrgCommand::List { out } => {
+            let orgs = storage::orgs::list(storage).await?;
+            let rows: Vec<_> = orgs
+                .iter()
+                .map(|o| json!({"org_id": o.id, "slug": o.slug, "name": o.name, "created_at": rfc3339(o.created_at)}))
+                .collect();
+            print(&out, json!(rows), || {
+                orgs.iter()
+                    .map(|o| format!("{}\t{}\t{}", o.slug, o.id, o.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn user(cmd: UserCommand, storage: &Storage, clock: &dyn Clock) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Create {
+            org,
+            email,
+            role,
+            name,
+            out,
+        } => {
+            let role: Role = role
+                .parse()
+                .map_err(|e: crate::types::ParseError| anyhow::anyhow!(e.0))?;
+            let org = admin::find_org(storage, &org).await?;
+            let user = admin::create_user(storage, clock, &org, &email, name, role).await?;
+            print(
+                &out,
+                json!({"user_id": user.id, "org": org.slug, "email": user.email, "role": user.role}),
+                || format!("created user {} ({}, {})", user.id, user.email, user.role),
+            );
+        }
+        UserCommand::List { org, out } => {
+            let org = admin::find_org(storage, &org).await?;
+            let users = storage::users::list(storage, &org.id).await?;
+            let rows: Vec<_> = users
+                .iter()
+                .map(|u| json!({"user_id": u.id, "org": org.slug, "email": u.email, "role": u.role, "disabled": u.disabled}))
+                .collect();
+            print(&out, json!(rows), || {
+                users
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "{}\t{}\t{}{}",
+                            u.id,
+                            u.email,
+                            u.role,
+                            if u.disabled { "\tdisabled" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(())
+}
+
+fn print_created_key(out: &Output, org: &str, created: &CreatedKey) {
+    let k = &created.key;
+    print(
+        out,
+        json!({"api_key_id": k.id, "api_key": created.secret.expose(), "user_id": k.user_id, "org": org, "expires_at": rfc3339(k.expires_at)}),
+        || {
+            format!(
+                "api_key_id: {}\napi_key:    {}\nuser_id:    {}\nexpires_at: {}\n(the api_key is shown only this once)",
+                k.id,
+                created.secret.expose(),
+                k.user_id,
+                rfc3339(k.expires_at)
+            )
+        },
+    );
+}
+
+async fn key(cmd: KeyCommand, settings: &Settings, clock: &dyn Clock) -> anyhow::Result<()> {
+    let storage = open_storage(settings).await?;
+    let storage = &storage;
+    match cmd {
+        KeyCommand::Create {
+            org,
+            user,
+            name,
+            duration,
+            test,
+            scopes,
+            out,
+        } => {
+            let secrets = Secrets::load(settings)?;
+            let org = admin::find_org(storage, &org).await?;
+            let scopes = if scopes.is_empty() {
+                None
+            } else {
+                Some(
+                    Scopes::parse(scopes.iter().map(String::as_str))
+                        .map_err(|e| anyhow::anyhow!(e.0))?,
+                )
+            };
+            let new = NewKey {
+                user_id: user,
+                name,
+                duration,
+                environment: if test {
+                    Environment::Test
+                } else {
+                    Environment::Live
+                },
+                scopes,
+            };
+            let created = admin::create_key(
+                storage,
+                &secrets.pepper,
+                clock,
+                &settings.api_keys,
+                &org,
+                new,
+            )
+            .await?;
+            print_created_key(&out, &org.slug, &created);
+        }
+        KeyCommand::List { org, out } => {
+            let org = admin::find_org(storage, &org).await?;
+            let keys = storage::api_keys::list(storage, &org.id).await?;
+            let now = clock.now();
+            let status = |k: &entity::api_key::Model| {
+                if k.revoked_at.is_some_and(|t| t <= now) {
+                    "revoked"
+                } else if k.expires_at <= now {
+                    "expired"
+                } else {
+                    "active"
+                }
+            };
+            let rows: Vec<_> = keys
+                .iter()
+                .map(|k| json!({
+                    "api_key_id": k.id, "user_id": k.user_id, "name": k.name, "environment": k.environment,
+                    "scopes": k.scopes, "status": status(k), "created_at": rfc3339(k.created_at),
+                    "expires_at": rfc3339(k.expires_at), "revoked_at": k.revoked_at.map(rfc3339),
+                    "last_used_at": k.last_used_at.map(rfc3339),
+                }))
+                .collect();
+            print(&out, json!(rows), || {
+                keys.iter()
+                    .map(|k| {
+                        format!(
+                            "{}\t{}\t{}\t{}\texpires {}",
+                            k.id,
+                            k.user_id,
+                            k.name,
+                            status(k),
+                            rfc3339(k.expires_at)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KeyCommand::Revoke { org, key_id, out } => {
+            let org = admin::find_org(storage, &org).await?;
+            let key = admin::revoke_key(storage, clock, &org, &key_id).await?;
+            print(
+                &out,
+                json!({"api_key_id": key.id, "revoked_at": key.revoked_at.map(rfc3339)}),
+                || format!("revoked {}", key.id),
+            );
+        }
+        KeyCommand::Rotate {
+            org,
+            key_id,
+            grace,
+            out,
+        } => {
+            let secrets = Secrets::load(settings)?;
+            let org = admin::find_org(storage, &org).await?;
+            let created = admin::rotate_key(
+                storage,
+                &secrets.pepper,
+                clock,
+                &settings.api_keys,
+                &org,
+                &key_id,
+                grace,
+            )
+            .await?;
+            print_created_key(&out, &org.slug, &created);
+        }
+    }
+    Ok(())
+}
+
+async fn signing_key(
+    cmd: SigningKeyCommand,
+    settings: &Settings,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let storage = open_storage(settings).await?;
+    match cmd {
+        SigningKeyCommand::Rotate { out } => {
+            let secrets = Secrets::load(settings)?;
+            let now = clock.now();
+            // Older keys stay published until every token they signed has expired.
+            let keep = settings.tokens.access_ttl + settings.tokens.leeway;
+            let retire_at = now + chrono::Duration::from_std(keep).context("token lifetime")?;
+            let record =
+                signing_keys::rotate(&storage, &secrets.kek, settings.tokens.alg, now, retire_at)
+                    .await?;
+            print(
+                &out,
+                json!({"kid": record.kid, "alg": record.alg, "activated_at": rfc3339(record.activated_at), "previous_keys_retire_at": rfc3339(retire_at)}),
+                || {
+                    format!(
+                        "new signing key {} ({}) is active; previous keys retire at {}",
+                        record.kid,
+                        record.alg,
+                        rfc3339(retire_at)
+                    )
+                },
+            );
+        }
+        SigningKeyCommand::List { out } => {
+            let records = storage::signing_keys::all(&storage).await?;
+            let now = clock.now();
+            let rows: Vec<_> = records
+                .iter()
+                .map(|r| json!({
+                    "kid": r.kid, "alg": r.alg, "created_at": rfc3339(r.created_at),
+                    "activated_at": rfc3339(r.activated_at), "retire_at": r.retire_at.map(rfc3339),
+                    "published": r.retire_at.is_none_or(|t| t > now),
+                }))
+                .collect();
+            print(&out, json!(rows), || {
+                records
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}\t{}\tactivated {}\t{}",
+                            r.kid,
+                            r.alg,
+                            rfc3339(r.activated_at),
+                            r.retire_at.map_or("current".to_owned(), |t| format!(
+                                "retires {}",
+                                rfc3339(t)
+                            ))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(())
+}

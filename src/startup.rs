@@ -1,0 +1,141 @@
+//! Building and running the server: connect, migrate, load secrets and signing keys,
+//! bootstrap, bind (port 0 allowed), serve until SIGINT/SIGTERM, then flush the audit log.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::audit::AuditLog;
+use crate::bootstrap::{self, BootstrapCredentials};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::http::{self, request_id};
+use crate::secrets::Secrets;
+use crate::signing_keys::SigningKeys;
+use crate::state::AppState;
+use crate::storage::Storage;
+
+/// How often a node reloads the signing keys (to pick up a rotation done elsewhere).
+const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
+
+pub struct Application {
+    server: Server,
+    state: AppState,
+    local_addr: SocketAddr,
+    bootstrap: Option<BootstrapCredentials>,
+}
+
+/// Connects to the database and applies migrations.
+pub async fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
+    let storage = Storage::connect(settings)
+        .await
+        .context("connecting to the database")?;
+    storage.migrate().await.context("running migrations")?;
+    Ok(storage)
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let storage = open_storage(&settings).await?;
+        let secrets = Secrets::load(&settings).context("loading secrets")?;
+        let kek = Arc::new(secrets.kek);
+        let signing_keys = SigningKeys::load(
+            storage.clone(),
+            kek.clone(),
+            clock.clone(),
+            settings.tokens.alg,
+        )
+        .await
+        .context("loading signing keys")?;
+
+        let listener = TcpListener::bind(&settings.server.bind)
+            .with_context(|| format!("binding {}", settings.server.bind))?;
+        let local_addr = listener.local_addr()?;
+        let public_url = settings
+            .server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+
+        let state = AppState {
+            settings: Arc::new(settings),
+            audit: AuditLog::spawn(storage.clone(), clock.clone()),
+            storage,
+            clock,
+            pepper: Arc::new(secrets.pepper),
+            kek,
+            signing_keys: Arc::new(signing_keys),
+            public_url,
+        };
+        let bootstrap = bootstrap::run(&state, &state.settings)
+            .await
+            .context("first-start bootstrap")?;
+
+        let data = web::Data::new(state.clone());
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(http::routes)
+                .wrap_fn(|req, srv| {
+                    let id = request_id::of(&req);
+                    request_id::scope(id, srv.call(req))
+                })
+                .wrap(TracingLogger::<request_id::KeygateRootSpan>::new())
+        })
+        .listen(listener)?
+        .shutdown_timeout(10);
+        if let Some(workers) = state.settings.server.workers {
+            server = server.workers(workers);
+        }
+        let server = server.run();
+
+        let keys = state.signing_keys.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_RELOAD_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(err) = keys.reload().await {
+                    tracing::error!(error = %err, "reloading signing keys failed");
+                }
+            }
+        });
+
+        tracing::info!(address = %local_addr, public_url = %state.public_url, "listening");
+        Ok(Self {
+            server,
+            state,
+            local_addr,
+            bootstrap,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The first-start credentials, if this start created them (only once).
+    pub fn take_bootstrap_credentials(&mut self) -> Option<BootstrapCredentials> {
+        self.bootstrap.take()
+    }
+
+    /// Serves until SIGINT or SIGTERM (graceful: in-flight requests finish), then writes
+    /// out the audit events still queued.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.audit.flush().await;
+        tracing::info!("stopped");
+        result
+    }
+}

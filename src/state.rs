@@ -1,0 +1,42 @@
+//! The one application state, built once by `startup` and shared by every worker.
+
+use std::sync::Arc;
+
+use crate::audit::AuditLog;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::secrets::{Kek, Pepper};
+use crate::signing_keys::SigningKeys;
+use crate::storage::Storage;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub storage: Storage,
+    /// Every expiry and window reads this clock (tests substitute a manual one).
+    pub clock: Arc<dyn Clock>,
+    /// HMAC key for API key and refresh token digests.
+    pub pepper: Arc<Pepper>,
+    /// Key-encryption key for signing keys.
+    pub kek: Arc<Kek>,
+    pub signing_keys: Arc<SigningKeys>,
+    pub audit: AuditLog,
+    /// `server.public_url`, or `http://{bound address}`; no trailing slash.
+    pub public_url: String,
+}
+
+impl AppState {
+    /// The issuer of an organization's tokens (DESIGN §4, §5.2).
+    pub fn issuer(&self, org_slug: &str) -> String {
+        format!("{}/v1/{org_slug}", self.public_url)
+    }
+
+    /// The `aud` of an organization's tokens: configured, or the issuer.
+    pub fn audience(&self, issuer: &str) -> String {
+        self.settings
+            .tokens
+            .audience
+            .clone()
+            .unwrap_or_else(|| issuer.to_owned())
+    }
+}

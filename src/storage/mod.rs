@@ -1,0 +1,104 @@
+//! Storage: the only module that writes queries. Repositories over the `entity` crate, one
+//! file per table; every query of tenant data takes the organization. `DbErr` is classified
+//! once, here, into [`StorageError`].
+
+pub mod api_keys;
+pub mod audit;
+pub mod orgs;
+pub mod sessions;
+pub mod signing_keys;
+pub mod users;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+
+use crate::config::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A unique constraint refused the write (a slug, an email, a digest).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("database error: {0}")]
+    Database(DbErr),
+}
+
+impl From<DbErr> for StorageError {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(what)) => StorageError::Conflict(what),
+            _ => match err {
+                DbErr::RecordNotFound(_) => StorageError::NotFound,
+                other => StorageError::Database(other),
+            },
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A pool of connections to the configured database.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    db: DatabaseConnection,
+}
+
+impl Storage {
+    /// Connects to `settings.database_url()`. For the embedded SQLite default the data
+    /// directory is created first and the file is opened in WAL mode.
+    pub async fn connect(settings: &Settings) -> Result<Self> {
+        let url = settings.database_url();
+        if settings.is_embedded_database() && settings.database.url.is_none() {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+                StorageError::Database(DbErr::Custom(format!(
+                    "cannot create data directory {}: {e}",
+                    settings.data_dir.display()
+                )))
+            })?;
+        }
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(settings.database.max_connections)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true)
+            });
+        Ok(Self {
+            db: Database::connect(options).await?,
+        })
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        Ok(Migrator::up(&self.db, None).await?)
+    }
+
+    /// A round trip to the database, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.db.ping().await?)
+    }
+
+    /// True when no organization exists yet (the first start).
+    pub async fn is_empty(&self) -> Result<bool> {
+        Ok(orgs::count(self).await? == 0)
+    }
+
+    pub async fn close(self) -> Result<()> {
+        Ok(self.db.close().await?)
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
