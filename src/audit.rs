@@ -3,13 +3,15 @@
 //! dropped with a warning rather than slowing sign-in down. [`AuditLog::flush`] waits
 //! until everything handed over so far is written (used at shutdown and by tests).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::ids::new_id;
-use crate::storage::{Storage, audit};
+use crate::storage::{Storage, audit, orgs};
+use crate::types::Slug;
 
 const CHANNEL_CAPACITY: usize = 8192;
 const MAX_BATCH: usize = 256;
@@ -26,6 +28,9 @@ pub struct RequestMeta {
 #[derive(Clone, Debug, Default)]
 pub struct AuditEvent {
     pub org_id: Option<String>,
+    /// When the request failed before its organization was looked up: the slug from the
+    /// path, resolved to `org_id` by the writer, off the request path.
+    pub org_slug: Option<String>,
     /// `signin.succeeded`, `signin.failed`, `api_key.revoked`, …
     pub action: &'static str,
     pub success: bool,
@@ -39,7 +44,7 @@ pub struct AuditEvent {
 }
 
 enum Message {
-    Event(Box<entity::audit_event::Model>),
+    Event(Box<entity::audit_event::Model>, Option<String>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -73,7 +78,8 @@ impl AuditLog {
             user_agent: event.meta.user_agent,
             request_id: event.meta.request_id,
         };
-        if let Err(err) = self.tx.try_send(Message::Event(Box::new(row))) {
+        let slug = event.org_slug.filter(|_| row.org_id.is_none());
+        if let Err(err) = self.tx.try_send(Message::Event(Box::new(row), slug)) {
             tracing::warn!(action = event.action, "audit event dropped: {err}");
         }
     }
@@ -94,19 +100,44 @@ async fn write_loop(storage: Storage, mut rx: mpsc::Receiver<Message>) {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Event(row) => batch.push(*row),
+                Message::Event(row, slug) => batch.push((*row, slug)),
                 Message::Flush(done) => waiting.push(done),
             }
             if batch.len() < MAX_BATCH {
                 next = rx.try_recv().ok();
             }
         }
+        let batch = resolve_orgs(&storage, std::mem::take(&mut batch)).await;
         let count = batch.len();
-        if let Err(err) = audit::insert_many(&storage, std::mem::take(&mut batch)).await {
+        if let Err(err) = audit::insert_many(&storage, batch).await {
             tracing::error!(error = %err, count, "writing audit events failed");
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
         }
     }
+}
+
+/// Fills `org_id` from the slug of events that failed before their organization was known.
+async fn resolve_orgs(
+    storage: &Storage,
+    batch: Vec<(entity::audit_event::Model, Option<String>)>,
+) -> Vec<entity::audit_event::Model> {
+    let mut ids: HashMap<String, Option<String>> = HashMap::new();
+    let mut rows = Vec::with_capacity(batch.len());
+    for (mut row, slug) in batch {
+        if let Some(slug) = slug.filter(|s| Slug::parse(s).is_ok()) {
+            if !ids.contains_key(&slug) {
+                let id = orgs::by_slug(storage, &slug)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|o| o.id);
+                ids.insert(slug.clone(), id);
+            }
+            row.org_id = ids.get(&slug).cloned().flatten();
+        }
+        rows.push(row);
+    }
+    rows
 }

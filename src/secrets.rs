@@ -65,7 +65,7 @@ pub struct DecryptError;
 pub struct Kek(RandomizedNonceKey);
 
 impl Kek {
-    fn new(bytes: &[u8]) -> Result<Self, SecretsError> {
+    pub fn new(bytes: &[u8]) -> Result<Self, SecretsError> {
         RandomizedNonceKey::new(&AES_256_GCM, bytes)
             .map(Self)
             .map_err(|_| SecretsError::BadFormat("kek"))

@@ -3,7 +3,6 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpServer, web};
@@ -19,9 +18,6 @@ use crate::secrets::Secrets;
 use crate::signing_keys::SigningKeys;
 use crate::state::AppState;
 use crate::storage::Storage;
-
-/// How often a node reloads the signing keys (to pick up a rotation done elsewhere).
-const KEY_RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Application {
     server: Server,
@@ -95,18 +91,6 @@ impl Application {
             server = server.workers(workers);
         }
         let server = server.run();
-
-        let keys = state.signing_keys.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(KEY_RELOAD_EVERY);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(err) = keys.reload().await {
-                    tracing::error!(error = %err, "reloading signing keys failed");
-                }
-            }
-        });
 
         tracing::info!(address = %local_addr, public_url = %state.public_url, "listening");
         Ok(Self {

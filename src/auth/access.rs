@@ -53,14 +53,7 @@ pub async fn authenticate(
         now: state.clock.now(),
         leeway: state.settings.tokens.leeway,
     };
-    let claims = match verify(&state.signing_keys.current(), token, &expect) {
-        Err(TokenError::UnknownKey(kid)) => match state.signing_keys.reload_for_unknown_kid().await
-        {
-            Some(keys) => verify(&keys, token, &expect)?,
-            None => return Err(TokenError::UnknownKey(kid).into()),
-        },
-        other => other?,
-    };
+    let claims = verify(&*state.signing_keys.current().await, token, &expect)?;
     if claims.cnf.is_some() {
         return Err(AccessError::BoundTokenAsBearer);
     }

@@ -89,6 +89,7 @@ fn present(value: Option<&str>) -> Option<&str> {
 /// Signs in and writes the outcome to the audit log.
 pub async fn signin(state: &AppState, req: SigninRequest<'_>) -> Result<SigninGrant, SigninError> {
     let mut event = AuditEvent {
+        org_slug: Some(req.org.to_owned()),
         action: "signin.failed",
         target_type: Some("user"),
         meta: req.meta.clone(),
@@ -247,7 +248,7 @@ async fn open_session(
     } else {
         TokenType::Bearer
     };
-    let access_token = issue(&state.signing_keys.current(), &claims)?;
+    let access_token = issue(&*state.signing_keys.current().await, &claims)?;
     Ok(SigninGrant {
         access_token,
         token_type,

@@ -78,16 +78,16 @@ pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(body)
 }
 
-fn jwks_response(state: &AppState) -> HttpResponse {
+async fn jwks_response(state: &AppState) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
         .content_type("application/jwk-set+json")
-        .json(state.signing_keys.current().jwks())
+        .json(state.signing_keys.current().await.jwks())
 }
 
 /// `GET /.well-known/jwks.json`: every published signing key.
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    jwks_response(&state)
+    jwks_response(&state).await
 }
 
 /// `GET /v1/{org}/.well-known/jwks.json`: the same keys, under an organization's issuer.
@@ -104,7 +104,7 @@ pub async fn org_jwks(
                 "no such organization",
             )
         })?;
-    Ok(jwks_response(&state))
+    Ok(jwks_response(&state).await)
 }
 
 pub async fn healthz() -> HttpResponse {

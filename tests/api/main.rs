@@ -1,1 +1,14 @@
+//! keygate's integration tests: one binary, so it compiles once. Each test starts the real
+//! application (or the real `keygate` binary) on port 0 with its own database: a temp-file
+//! SQLite, or a fresh PostgreSQL database when `KEYGATE_TEST_POSTGRES_URL` is set.
 
+// A failed expectation in a test should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod binary;
+mod cli;
+mod helpers;
+mod jwks;
+mod me;
+mod rotation;
+mod signin;

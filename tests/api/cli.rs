@@ -1,0 +1,235 @@
+//! The `keygate` CLI against a running server's database: what it creates works over HTTP.
+
+use std::process::{Command, Output};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, error_code, json, spawn_app};
+
+/// Runs the real binary on `app`'s data directory and database.
+fn keygate(app: &TestApp, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(args)
+        .current_dir(app.data_dir.path())
+        .env("KEYGATE__DATA_DIR", app.data_dir.path())
+        .env("KEYGATE__DATABASE__URL", &app.db.url)
+        .env("KEYGATE__LOG__LEVEL", "warn")
+        .env_remove("KEYGATE_CONFIG")
+        .output()
+        .expect("run keygate")
+}
+
+fn keygate_json(app: &TestApp, args: &[&str]) -> Value {
+    let out = keygate(app, args);
+    assert!(
+        out.status.success(),
+        "keygate {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "keygate {args:?} printed no JSON: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[tokio::test]
+async fn cli_creates_orgs_users_and_keys_that_sign_in_and_revokes_them() {
+    let app = spawn_app().await;
+    let org = keygate_json(
+        &app,
+        &["org", "create", "acme", "--name", "Acme Inc", "--json"],
+    );
+    assert_eq!(org["slug"], "acme");
+    assert_eq!(org["name"], "Acme Inc");
+    assert!(org["org_id"].as_str().unwrap().starts_with("org_"));
+
+    let user = keygate_json(
+        &app,
+        &[
+            "user",
+            "create",
+            "--org",
+            "acme",
+            "--email",
+            "Bot@Acme.test",
+            "--role",
+            "service",
+            "--json",
+        ],
+    );
+    assert_eq!(user["org"], "acme");
+    assert_eq!(user["email"], "bot@acme.test");
+    assert_eq!(user["role"], "service");
+    let user_id = user["user_id"].as_str().unwrap().to_owned();
+
+    let key = keygate_json(
+        &app,
+        &[
+            "key",
+            "create",
+            "--org",
+            "acme",
+            "--user",
+            &user_id,
+            "--duration",
+            "1d",
+            "--scope",
+            "keys:read",
+            "--json",
+        ],
+    );
+    assert_eq!(key["user_id"], user_id.as_str());
+    assert_eq!(key["org"], "acme");
+    let secret = key["api_key"].as_str().unwrap().to_owned();
+    let key_id = key["api_key_id"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("ak_live_"));
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(key["expires_at"].as_str().unwrap()).unwrap();
+    let lifetime = expires.timestamp() - app.now().timestamp();
+    assert!((86_390..=86_410).contains(&lifetime), "{lifetime}");
+
+    let (status, body) = json(
+        app.signin_raw("acme", Some(&secret), Some(&key_id), Some(&user_id))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "keys:read");
+
+    let listed = keygate_json(&app, &["key", "list", "--org", "acme", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["api_key_id"], key_id.as_str());
+    assert_eq!(listed[0]["status"], "active");
+    assert!(
+        !listed.to_string().contains(&secret),
+        "a listing never shows the secret"
+    );
+    let users = keygate_json(&app, &["user", "list", "--org", "acme", "--json"]);
+    assert_eq!(users[0]["user_id"], user_id.as_str());
+    let orgs = keygate_json(&app, &["org", "list", "--json"]);
+    let slugs: Vec<&str> = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["acme", "default"]);
+
+    // Rotation with a grace period: both keys work until it ends.
+    let rotated = keygate_json(
+        &app,
+        &[
+            "key", "rotate", "--org", "acme", &key_id, "--grace", "1h", "--json",
+        ],
+    );
+    let new_secret = rotated["api_key"].as_str().unwrap();
+    let new_id = rotated["api_key_id"].as_str().unwrap();
+    assert_ne!(new_id, key_id);
+    let (status, _) = json(
+        app.signin_raw("acme", Some(new_secret), Some(new_id), Some(&user_id))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = json(
+        app.signin_raw("acme", Some(&secret), Some(&key_id), Some(&user_id))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the old key works during the grace period"
+    );
+
+    let revoked = keygate_json(&app, &["key", "revoke", "--org", "acme", new_id, "--json"]);
+    assert_eq!(revoked["api_key_id"], new_id);
+    // The CLI stamps the revocation with the wall clock, which is ahead of the test's.
+    app.clock.advance(std::time::Duration::from_secs(5));
+    let (status, body) = json(
+        app.signin_raw("acme", Some(new_secret), Some(new_id), Some(&user_id))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "revoked_api_key");
+}
+
+#[tokio::test]
+async fn cli_rejects_bad_input_with_a_message_and_a_failing_exit_code() {
+    let app = spawn_app().await;
+    for args in [
+        &["org", "create", "Bad_Slug"][..],
+        &["org", "create", "default"],
+        &["user", "create", "--org", "nope", "--email", "a@b.c"],
+        &[
+            "user",
+            "create",
+            "--org",
+            "default",
+            "--email",
+            "not-an-email",
+        ],
+        &[
+            "user", "create", "--org", "default", "--email", "a@b.c", "--role", "root",
+        ],
+        &["key", "create", "--org", "default", "--user", "usr_nobody"],
+        &[
+            "key",
+            "create",
+            "--org",
+            "default",
+            "--user",
+            &app.owner.user_id,
+            "--duration",
+            "400d",
+        ],
+        &[
+            "key",
+            "create",
+            "--org",
+            "default",
+            "--user",
+            &app.owner.user_id,
+            "--scope",
+            "everything",
+        ],
+        &["key", "revoke", "--org", "default", "key_nothing"],
+    ] {
+        let out = keygate(&app, args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("keygate: ") || stderr.contains("error:"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cli_signing_key_rotate_publishes_a_second_key() {
+    let app = spawn_app().await;
+    let listed = keygate_json(&app, &["signing-key", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let rotated = keygate_json(&app, &["signing-key", "rotate", "--json"]);
+    let listed = keygate_json(&app, &["signing-key", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["kid"], rotated["kid"]);
+    assert!(listed[0]["retire_at"].is_null());
+    assert!(listed[1]["retire_at"].is_string());
+
+    // The running server picks the new key up at its next reload (the CLI activated it by
+    // the wall clock, which is ahead of the test's).
+    app.clock.advance(std::time::Duration::from_secs(5));
+    app.state.signing_keys.reload().await.unwrap();
+    let token = app.signin(&app.owner).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let header = josekit::jwt::decode_header(&token).unwrap();
+    assert_eq!(header.claim("kid").unwrap(), &rotated["kid"]);
+    assert_eq!(app.jwks().await["keys"].as_array().unwrap().len(), 2);
+}
