@@ -86,7 +86,8 @@ impl Application {
                 .wrap(TracingLogger::<request_id::KeygateRootSpan>::new())
         })
         .listen(listener)?
-        .shutdown_timeout(10);
+        .shutdown_timeout(10)
+        .shutdown_signal(stop_signal());
         if let Some(workers) = state.settings.server.workers {
             server = server.workers(workers);
         }
@@ -121,5 +122,33 @@ impl Application {
         self.state.audit.flush().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM both stop the server gracefully: in-flight requests finish
+/// (up to the shutdown timeout), then the audit log is flushed.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut stream) => {
+                    stream.recv().await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received; stopping gracefully"),
+            () = terminate => tracing::info!("SIGTERM received; stopping gracefully"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
     }
 }

@@ -81,10 +81,10 @@ impl Server {
         }
     }
 
-    /// SIGTERM, then the exit status must be success.
-    fn stop(mut self) -> (String, String) {
+    /// Sends `signal` (`TERM`, `INT`); the server must stop by itself with success.
+    fn stop(mut self, signal: &str) -> (String, String) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -204,7 +204,8 @@ async fn newcomer_path_restart_and_no_secret_at_rest_or_in_logs() {
         .text()
         .await
         .unwrap();
-    let (_, first_log) = server.stop();
+    let (_, first_log) = server.stop("TERM");
+    assert!(first_log.contains("SIGTERM received; stopping gracefully"));
     assert!(
         first_log.contains("request_id="),
         "request ids in the log lines"
@@ -231,7 +232,8 @@ async fn newcomer_path_restart_and_no_secret_at_rest_or_in_logs() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let (second_out, second_log) = server.stop();
+    let (second_out, second_log) = server.stop("INT");
+    assert!(second_log.contains("SIGINT received; stopping gracefully"));
     assert!(
         !second_out.contains("api_key:"),
         "the bootstrap ran again: {second_out}"
