@@ -21,6 +21,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub api_keys: ApiKeySettings,
+    pub dpop: DpopSettings,
     pub secrets: SecretSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
@@ -34,6 +35,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             tokens: TokenSettings::default(),
             api_keys: ApiKeySettings::default(),
+            dpop: DpopSettings::default(),
             secrets: SecretSettings::default(),
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
@@ -126,6 +128,50 @@ impl Default for ApiKeySettings {
             max_duration: Duration::from_secs(365 * 86_400),
         }
     }
+}
+
+/// DPoP (RFC 9449) policy and proof acceptance.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Refuse Bearer sign-ins and Bearer tokens: every token must be DPoP-bound.
+    pub required: bool,
+    /// Demand a server nonce (RFC 9449 §8) in every proof.
+    pub nonce: bool,
+    /// How far in the future a proof's `iat` may be (clock skew).
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    /// How old a proof's `iat` may be.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// How long one server nonce is issued; the previous one is accepted for as long again.
+    #[serde(with = "humantime_serde")]
+    pub nonce_window: Duration,
+    /// Where seen proof ids are kept: `memory` (one node).
+    pub replay_store: ReplayStoreKind,
+    /// The most proof ids the in-memory replay store holds.
+    pub replay_capacity: u64,
+}
+
+impl Default for DpopSettings {
+    fn default() -> Self {
+        Self {
+            required: false,
+            nonce: false,
+            leeway: Duration::from_secs(60),
+            max_age: Duration::from_secs(300),
+            nonce_window: Duration::from_secs(300),
+            replay_store: ReplayStoreKind::Memory,
+            replay_capacity: 1_000_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayStoreKind {
+    #[default]
+    Memory,
 }
 
 /// 32-byte secrets, as base64 (standard or URL-safe) or hex. When absent they are generated

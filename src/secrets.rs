@@ -36,7 +36,7 @@ pub enum SecretsError {
 pub struct Pepper(hmac::Key);
 
 impl Pepper {
-    fn new(bytes: &[u8]) -> Self {
+    pub fn new(bytes: &[u8]) -> Self {
         Self(hmac::Key::new(hmac::HMAC_SHA256, bytes))
     }
 

@@ -10,6 +10,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::audit::AuditLog;
+use crate::auth::dpop::{Dpop, MemoryReplayStore, Nonces, PublicUrl};
 use crate::bootstrap::{self, BootstrapCredentials};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -60,12 +61,20 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
 
+        let pepper = Arc::new(secrets.pepper);
+        let dpop = Dpop::new(
+            &settings.dpop,
+            PublicUrl::parse(&public_url)?,
+            Arc::new(MemoryReplayStore::new(settings.dpop.replay_capacity)),
+            Nonces::new(pepper.clone(), settings.dpop.nonce_window),
+        );
         let state = AppState {
             settings: Arc::new(settings),
             audit: AuditLog::spawn(storage.clone(), clock.clone()),
             storage,
             clock,
-            pepper: Arc::new(secrets.pepper),
+            pepper,
+            dpop,
             kek,
             signing_keys: Arc::new(signing_keys),
             public_url,
@@ -79,6 +88,17 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .configure(http::routes)
+                .wrap_fn(|req, srv| {
+                    let nonce = http::dpop_nonce(&req);
+                    let fut = srv.call(req);
+                    async move {
+                        let mut res = fut.await?;
+                        if let Some(nonce) = nonce {
+                            res.headers_mut().insert(http::DPOP_NONCE, nonce);
+                        }
+                        Ok(res)
+                    }
+                })
                 .wrap_fn(|req, srv| {
                     let id = request_id::of(&req);
                     request_id::scope(id, srv.call(req))

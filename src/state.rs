@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::audit::AuditLog;
+use crate::auth::dpop::Dpop;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::secrets::{Kek, Pepper};
@@ -21,6 +22,8 @@ pub struct AppState {
     pub kek: Arc<Kek>,
     pub signing_keys: Arc<SigningKeys>,
     pub audit: AuditLog,
+    /// DPoP proof verification, with its replay store and nonces.
+    pub dpop: Dpop,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.
     pub public_url: String,
 }

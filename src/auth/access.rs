@@ -5,13 +5,19 @@
 use entity::{organization, user};
 
 use super::TokenType;
+use super::dpop::{DpopError, ProofCheck};
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
 use crate::tokens::{AccessClaims, Expectation, TokenError, verify};
 
 /// The credential a request presented (parsed from `Authorization` by the HTTP layer).
-pub enum Presented<'a> {
-    Bearer(&'a str),
+pub struct Presented<'a> {
+    pub scheme: TokenType,
+    pub token: &'a str,
+    /// Every `DPoP` header value.
+    pub dpop: &'a [&'a [u8]],
+    pub method: &'a str,
+    pub path: &'a str,
 }
 
 /// An authenticated caller.
@@ -33,6 +39,12 @@ pub enum AccessError {
     Token(#[from] TokenError),
     #[error("a DPoP-bound token must be presented with the DPoP scheme and a proof")]
     BoundTokenAsBearer,
+    #[error("the access token is not DPoP-bound; present it with the Bearer scheme")]
+    UnboundTokenAsDpop,
+    #[error("this server requires DPoP-bound access tokens")]
+    DpopRequired,
+    #[error(transparent)]
+    Dpop(#[from] DpopError),
     #[error("the session, user or organization of this token is no longer active")]
     Inactive,
     #[error(transparent)]
@@ -44,7 +56,7 @@ pub async fn authenticate(
     org_slug: &str,
     presented: Presented<'_>,
 ) -> Result<Caller, AccessError> {
-    let Presented::Bearer(token) = presented;
+    let token = presented.token;
     let issuer = state.issuer(org_slug);
     let audience = state.audience(&issuer);
     let expect = Expectation {
@@ -54,8 +66,26 @@ pub async fn authenticate(
         leeway: state.settings.tokens.leeway,
     };
     let claims = verify(&*state.signing_keys.current().await, token, &expect)?;
-    if claims.cnf.is_some() {
-        return Err(AccessError::BoundTokenAsBearer);
+    let settings = &state.settings.dpop;
+    match (presented.scheme, &claims.cnf) {
+        (TokenType::Bearer, Some(_)) => return Err(AccessError::BoundTokenAsBearer),
+        (TokenType::Bearer, None) if settings.required => return Err(AccessError::DpopRequired),
+        (TokenType::Bearer, None) => {}
+        (TokenType::DPoP, None) => return Err(AccessError::UnboundTokenAsDpop),
+        (TokenType::DPoP, Some(cnf)) => {
+            state
+                .dpop
+                .verify(&ProofCheck {
+                    headers: presented.dpop,
+                    method: presented.method,
+                    path: presented.path,
+                    access_token: Some(token),
+                    bound_jkt: Some(&cnf.jkt),
+                    require_nonce: settings.nonce,
+                    now: state.clock.now(),
+                })
+                .await?;
+        }
     }
     if claims.org != org_slug {
         return Err(TokenError::WrongIssuer.into());
@@ -77,6 +107,6 @@ pub async fn authenticate(
         claims,
         org,
         user,
-        token_type: TokenType::Bearer,
+        token_type: presented.scheme,
     })
 }

@@ -2,6 +2,7 @@
 //! request metadata, and map the typed errors returned here to responses.
 
 pub mod access;
+pub mod dpop;
 pub mod signin;
 
 use serde::Serialize;

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use entity::{api_key, organization, refresh_token, session, user};
 
 use super::TokenType;
+use super::dpop::{DpopError, ProofCheck};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::ids::{is_id, new_id};
 use crate::keys::api_key::PlainApiKey;
@@ -28,8 +29,10 @@ pub struct SigninRequest<'a> {
     pub api_key: Option<&'a str>,
     pub api_key_id: Option<&'a str>,
     pub user_id: Option<&'a str>,
-    /// RFC 7638 thumbprint of a verified DPoP proof's key: binds the session and token.
-    pub dpop_jkt: Option<String>,
+    /// Every `DPoP` header value (a valid proof binds the session and the token).
+    pub dpop: &'a [&'a [u8]],
+    /// The request path, for the proof's `htu`.
+    pub path: &'a str,
     pub meta: RequestMeta,
 }
 
@@ -61,6 +64,8 @@ pub enum SigninError {
     #[error("the API key's owner may not act for this user")]
     PermissionDenied,
     #[error(transparent)]
+    Dpop(#[from] DpopError),
+    #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
     Issue(#[from] IssueError),
@@ -77,6 +82,9 @@ impl SigninError {
             SigninError::ExpiredApiKey => "expired_api_key",
             SigninError::RevokedApiKey => "revoked_api_key",
             SigninError::PermissionDenied => "permission_denied",
+            SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
+            SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "internal_error",
+            SigninError::Dpop(_) => "invalid_dpop_proof",
             SigninError::Storage(_) | SigninError::Issue(_) => "internal_error",
         }
     }
@@ -129,6 +137,7 @@ async fn run(
     if !is_id(key_id, "key") {
         return Err(SigninError::InvalidApiKey);
     }
+    let dpop_jkt = proof_key(state, req).await?;
 
     let org = storage::orgs::by_slug(&state.storage, slug.as_str())
         .await?
@@ -169,7 +178,32 @@ async fn run(
         (target, Some(owner.id))
     };
 
-    open_session(state, &org, &key, subject, actor, req.dpop_jkt.clone(), now).await
+    open_session(state, &org, &key, subject, actor, dpop_jkt, now).await
+}
+
+/// The thumbprint of the request's DPoP proof, if it has one; when DPoP is required, a
+/// request without one fails.
+async fn proof_key(
+    state: &AppState,
+    req: &SigninRequest<'_>,
+) -> Result<Option<String>, SigninError> {
+    let settings = &state.settings.dpop;
+    if req.dpop.is_empty() && !settings.required {
+        return Ok(None);
+    }
+    let proof = state
+        .dpop
+        .verify(&ProofCheck {
+            headers: req.dpop,
+            method: "POST",
+            path: req.path,
+            access_token: None,
+            bound_jkt: None,
+            require_nonce: settings.nonce,
+            now: state.clock.now(),
+        })
+        .await?;
+    Ok(Some(proof.jkt))
 }
 
 async fn active_user(

@@ -17,7 +17,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use super::request_id;
+use crate::auth::TokenType;
 use crate::auth::access::AccessError;
+use crate::auth::dpop::{ALGS, DpopError};
 use crate::auth::signin::SigninError;
 use crate::storage::StorageError;
 use crate::tokens::TokenError;
@@ -70,13 +72,41 @@ impl ApiError {
         self.code
     }
 
-    /// RFC 6750 §3: a Bearer challenge with an error code and description.
-    fn bearer_challenge(mut self, description: &str) -> Self {
-        self.www_authenticate = Some(format!(
-            "Bearer realm=\"keygate\", error=\"invalid_token\", error_description=\"{}\"",
-            description.replace(['"', '\\'], "'")
-        ));
+    /// A `WWW-Authenticate` challenge: RFC 6750 §3 for Bearer, RFC 9449 §7.1 for DPoP
+    /// (which also lists the accepted proof algorithms).
+    fn challenge(mut self, scheme: TokenType, error: &str, description: &str) -> Self {
+        let description = description.replace(['"', '\\'], "'");
+        self.www_authenticate = Some(match scheme {
+            TokenType::Bearer => format!(
+                "Bearer realm=\"keygate\", error=\"{error}\", error_description=\"{description}\""
+            ),
+            TokenType::DPoP => format!(
+                "DPoP realm=\"keygate\", error=\"{error}\", algs=\"{ALGS}\", error_description=\"{description}\""
+            ),
+        });
         self
+    }
+
+    /// A failed authentication at a protected endpoint: 401 with a challenge in the scheme
+    /// the client used (DPoP when the server requires it).
+    pub fn from_access(err: AccessError, scheme: TokenType, dpop_required: bool) -> Self {
+        let message = err.to_string();
+        let (code, error, scheme) = match &err {
+            AccessError::Storage(_) | AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
+                return ApiError::internal(&err);
+            }
+            AccessError::Dpop(DpopError::UseNonce) => {
+                ("use_dpop_nonce", "use_dpop_nonce", TokenType::DPoP)
+            }
+            AccessError::Dpop(_) => ("invalid_dpop_proof", "invalid_dpop_proof", TokenType::DPoP),
+            AccessError::BoundTokenAsBearer | AccessError::DpopRequired => {
+                ("invalid_token", "invalid_token", TokenType::DPoP)
+            }
+            AccessError::Token(TokenError::Expired) => ("expired_token", "invalid_token", scheme),
+            _ if dpop_required => ("invalid_token", "invalid_token", TokenType::DPoP),
+            _ => ("invalid_token", "invalid_token", scheme),
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, code, &message).challenge(scheme, error, &message)
     }
 }
 
@@ -140,20 +170,12 @@ impl From<SigninError> for ApiError {
             | SigninError::ExpiredApiKey
             | SigninError::RevokedApiKey => StatusCode::UNAUTHORIZED,
             SigninError::PermissionDenied => StatusCode::FORBIDDEN,
-            SigninError::Storage(_) | SigninError::Issue(_) => return ApiError::internal(&err),
+            SigninError::Dpop(DpopError::ReplayStoreUnavailable)
+            | SigninError::Storage(_)
+            | SigninError::Issue(_) => return ApiError::internal(&err),
+            // RFC 9449 §5, §8: a bad proof at a token-issuing endpoint is a 400.
+            SigninError::Dpop(_) => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, err.code(), err.to_string())
-    }
-}
-
-impl From<AccessError> for ApiError {
-    fn from(err: AccessError) -> Self {
-        let code = match &err {
-            AccessError::Storage(_) => return ApiError::internal(&err),
-            AccessError::Token(TokenError::Expired) => "expired_token",
-            _ => "invalid_token",
-        };
-        let message = err.to_string();
-        ApiError::new(StatusCode::UNAUTHORIZED, code, &message).bearer_challenge(&message)
     }
 }

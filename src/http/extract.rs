@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::error::ApiError;
+use crate::auth::TokenType;
 use crate::auth::access::{AccessError, Caller, Presented, authenticate};
 use crate::state::AppState;
 
@@ -22,7 +23,8 @@ fn is_b64token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
 }
 
-fn bearer_token(req: &HttpRequest) -> Result<String, AccessError> {
+/// The scheme and token of `Authorization: Bearer …` or `Authorization: DPoP …`.
+fn authorization(req: &HttpRequest) -> Result<(TokenType, String), AccessError> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let value = values.next().ok_or(AccessError::Missing)?;
     if values.next().is_some() {
@@ -31,10 +33,31 @@ fn bearer_token(req: &HttpRequest) -> Result<String, AccessError> {
     let value = value.to_str().map_err(|_| AccessError::MalformedHeader)?;
     let (scheme, token) = value.split_once(' ').ok_or(AccessError::MalformedHeader)?;
     let token = token.trim_start_matches(' ');
-    if !scheme.eq_ignore_ascii_case("bearer") || !is_b64token(token) {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        TokenType::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        TokenType::DPoP
+    } else {
+        return Err(AccessError::MalformedHeader);
+    };
+    if !is_b64token(token) {
         return Err(AccessError::MalformedHeader);
     }
-    Ok(token.to_owned())
+    Ok((scheme, token.to_owned()))
+}
+
+/// The scheme the client used, so a failure is answered with a challenge in its scheme.
+fn scheme_hint(req: &HttpRequest) -> TokenType {
+    let dpop = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 5 && v[..5].eq_ignore_ascii_case("dpop "));
+    if dpop || req.headers().contains_key("dpop") {
+        TokenType::DPoP
+    } else {
+        TokenType::Bearer
+    }
 }
 
 impl FromRequest for Authenticated {
@@ -44,13 +67,33 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let org = req.match_info().get("org").unwrap_or_default().to_owned();
-        let token = bearer_token(req);
+        let credential = authorization(req);
+        let hint = scheme_hint(req);
+        let proofs: Vec<Vec<u8>> = req
+            .headers()
+            .get_all("dpop")
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        let method = req.method().as_str().to_owned();
+        let path = req.path().to_owned();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&AccessError::Missing))?;
-            let token = token?;
-            Ok(Authenticated(
-                authenticate(&state, &org, Presented::Bearer(&token)).await?,
-            ))
+            let result = async {
+                let (scheme, token) = credential?;
+                let proofs: Vec<&[u8]> = proofs.iter().map(Vec::as_slice).collect();
+                let presented = Presented {
+                    scheme,
+                    token: &token,
+                    dpop: &proofs,
+                    method: &method,
+                    path: &path,
+                };
+                authenticate(&state, &org, presented).await
+            }
+            .await;
+            result
+                .map(Authenticated)
+                .map_err(|e| ApiError::from_access(e, hint, state.settings.dpop.required))
         })
     }
 }

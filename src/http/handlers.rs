@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::extract::Authenticated;
 use super::request_id;
 use crate::audit::RequestMeta;
+use crate::auth::TokenType;
 use crate::auth::signin::{SigninRequest, signin};
 use crate::state::AppState;
 use crate::storage;
@@ -34,6 +35,7 @@ pub async fn signin_with_api_key(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let headers = req.headers();
+    let proofs: Vec<&[u8]> = headers.get_all("dpop").map(|v| v.as_bytes()).collect();
     let grant = signin(
         &state,
         SigninRequest {
@@ -41,7 +43,8 @@ pub async fn signin_with_api_key(
             api_key: header_value(headers, "x-api-key"),
             api_key_id: header_value(headers, "x-api-key-id"),
             user_id: header_value(headers, "x-user-id"),
-            dpop_jkt: None,
+            dpop: &proofs,
+            path: req.path(),
             meta: request_meta(&req),
         },
     )
@@ -69,7 +72,10 @@ pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
         "role": caller.user.role,
         "session_id": caller.claims.sid,
         "token_type": caller.token_type.as_str(),
-        "auth_method": "bearer",
+        "auth_method": match caller.token_type {
+            TokenType::Bearer => "bearer",
+            TokenType::DPoP => "dpop",
+        },
         "scope": caller.claims.scope,
     });
     if let (Some(act), Some(map)) = (&caller.claims.act, body.as_object_mut()) {

@@ -6,12 +6,28 @@ mod extract;
 mod handlers;
 pub mod request_id;
 
+use actix_web::dev::ServiceRequest;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
 pub use extract::Authenticated;
+
+use crate::state::AppState;
+
+/// RFC 9449 §8: the header that carries a server nonce.
+pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// The `DPoP-Nonce` every response carries while server nonces are on (RFC 9449 §8.2).
+pub fn dpop_nonce(req: &ServiceRequest) -> Option<HeaderValue> {
+    let state = req.app_data::<web::Data<AppState>>()?;
+    if !state.settings.dpop.nonce {
+        return None;
+    }
+    HeaderValue::from_str(&state.dpop.nonce(state.clock.now())).ok()
+}
 
 /// Largest JSON body accepted anywhere.
 const JSON_LIMIT: usize = 64 * 1024;

@@ -1,0 +1,120 @@
+//! The replay cache (RFC 9449 §11.1): a proof's `jti` may be used once per key while the
+//! proof could be accepted. Behind [`ReplayStore`] so a fleet store (Redis, the database)
+//! can take the in-memory one's place.
+
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest;
+use moka::Expiry;
+use moka::sync::Cache;
+
+/// Where seen proofs are recorded.
+#[async_trait::async_trait]
+pub trait ReplayStore: Send + Sync + std::fmt::Debug {
+    /// Records `key` for `ttl`. `Ok(true)` when it was not recorded before (first use).
+    /// Must be atomic: of concurrent inserts of one key exactly one sees `true`.
+    async fn insert_if_absent(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("replay store unavailable: {0}")]
+pub struct ReplayError(pub String);
+
+/// The fixed-size key of a proof: SHA-256 of the key thumbprint and the `jti`, so the same
+/// `jti` under two keys is two entries and a long `jti` costs no more memory.
+pub fn replay_key(jkt: &str, jti: &str) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(jkt.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(jti.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
+/// One node's replay store: a moka cache bounded in entries (each entry is a 32-byte key
+/// and a duration, so the bound is also one of memory), each entry expiring with its proof.
+#[derive(Debug)]
+pub struct MemoryReplayStore {
+    cache: Cache<[u8; 32], Duration>,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<[u8; 32], Duration> for PerEntryTtl {
+    fn expire_after_create(&self, _: &[u8; 32], ttl: &Duration, _: Instant) -> Option<Duration> {
+        Some(*ttl)
+    }
+}
+
+impl MemoryReplayStore {
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerEntryTtl)
+                .build(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplayStore for MemoryReplayStore {
+    async fn insert_if_absent(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError> {
+        Ok(self.cache.entry(key).or_insert(ttl).is_fresh())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_use_only_and_keys_are_per_thumbprint() {
+        let store = MemoryReplayStore::new(1000);
+        let ttl = Duration::from_secs(60);
+        assert!(
+            store
+                .insert_if_absent(replay_key("k1", "j"), ttl)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .insert_if_absent(replay_key("k1", "j"), ttl)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_if_absent(replay_key("k2", "j"), ttl)
+                .await
+                .unwrap()
+        );
+        assert_ne!(replay_key("k1", "j2"), replay_key("k1j", "2"));
+    }
+
+    #[test]
+    fn concurrent_inserts_of_one_key_succeed_once() {
+        let store = std::sync::Arc::new(MemoryReplayStore::new(1000));
+        let key = replay_key("k", "same");
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    let store = store.clone();
+                    s.spawn(move || {
+                        usize::from(
+                            store
+                                .cache
+                                .entry(key)
+                                .or_insert(Duration::from_secs(60))
+                                .is_fresh(),
+                        )
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1);
+    }
+}
