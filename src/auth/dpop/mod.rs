@@ -188,7 +188,7 @@ impl Dpop {
         {
             return Err(DpopError::WrongAth);
         }
-        let jkt = proof.thumbprint()?;
+        let jkt = proof.thumbprint();
         if check.bound_jkt.is_some_and(|bound| bound != jkt) {
             return Err(DpopError::KeyMismatch);
         }
@@ -209,13 +209,15 @@ impl Dpop {
         let ttl = Duration::from_secs(u64::try_from(remaining).unwrap_or(0).saturating_add(1));
         let fresh = self
             .replay
-            .insert_if_absent(replay_key(&jkt, &proof.claims.jti), ttl)
+            .insert_if_absent(replay_key(jkt, &proof.claims.jti), ttl)
             .await
             .map_err(|_| DpopError::ReplayStoreUnavailable)?;
         if !fresh {
             return Err(DpopError::Replayed);
         }
-        Ok(VerifiedProof { jkt })
+        Ok(VerifiedProof {
+            jkt: jkt.to_owned(),
+        })
     }
 }
 

@@ -9,10 +9,10 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::DpopError;
-use crate::keys::jwk::thumbprint;
+use crate::keys::jwk::ec_thumbprint;
 
 /// RFC 9449 §4.2: the proof's `typ`.
 const TYP: &str = "dpop+jwt";
@@ -66,8 +66,19 @@ impl ProofAlg {
 struct RawHeader {
     typ: Option<Value>,
     alg: Option<Value>,
-    jwk: Option<Value>,
+    jwk: Option<RawJwk>,
     crit: Option<Value>,
+}
+
+/// The `jwk` members keygate reads; any other member (`kid`, `use`, …) is ignored.
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: Option<Value>,
+    crv: Option<Value>,
+    x: Option<Value>,
+    y: Option<Value>,
+    /// Present only in a private key: refused.
+    d: Option<Value>,
 }
 
 /// The claims keygate reads (RFC 9449 §4.2). `exp` and others are ignored.
@@ -95,8 +106,8 @@ pub(super) struct UnverifiedProof<'a> {
     signing_input: &'a [u8],
     signature: &'a [u8],
     alg: ProofAlg,
-    /// The `jwk` object (public members only, checked).
-    jwk: Map<String, Value>,
+    /// RFC 7638 thumbprint of the `jwk`.
+    jkt: String,
     /// SEC1 uncompressed point: 0x04 ‖ x ‖ y.
     point: Vec<u8>,
     pub claims: Claims,
@@ -132,8 +143,9 @@ impl<'a> UnverifiedProof<'a> {
             .get(..header.len() + 1 + payload.len())
             .unwrap_or_default();
         let header_json = b64(header, "the header is not base64url")?;
-        let header: RawHeader = serde_json::from_slice(&header_json)
-            .map_err(|_| DpopError::Malformed("the header is not a JSON object"))?;
+        let header: RawHeader = serde_json::from_slice(&header_json).map_err(|_| {
+            DpopError::Malformed("the header is not a JSON object, or its jwk is not an object")
+        })?;
         if header.crit.is_some() {
             return Err(DpopError::Malformed(
                 "the header has crit, which is not understood",
@@ -151,7 +163,7 @@ impl<'a> UnverifiedProof<'a> {
             _ => return Err(DpopError::UnsupportedAlg),
         };
         // 5.
-        let (jwk, point) = public_key(header.jwk, alg)?;
+        let (jkt, point) = public_key(header.jwk, alg)?;
 
         // 6.
         let payload_json = b64(payload, "the payload is not base64url")?;
@@ -186,15 +198,15 @@ impl<'a> UnverifiedProof<'a> {
             signing_input,
             signature,
             alg,
-            jwk,
+            jkt,
             point,
             claims,
         })
     }
 
     /// RFC 7638 thumbprint of the proof key.
-    pub fn thumbprint(&self) -> Result<String, DpopError> {
-        thumbprint(&self.jwk).map_err(|_| DpopError::BadJwk("no thumbprint"))
+    pub fn thumbprint(&self) -> &str {
+        &self.jkt
     }
 
     /// 12. The JWS signature (r ‖ s, fixed width) over `header.payload`.
@@ -210,28 +222,29 @@ impl<'a> UnverifiedProof<'a> {
 }
 
 /// Check 5, the `jwk`: an EC public key on the curve of `alg`, coordinates of the exact
-/// size, no private member. Returns its public members and the SEC1 point.
-fn public_key(
-    jwk: Option<Value>,
-    alg: ProofAlg,
-) -> Result<(Map<String, Value>, Vec<u8>), DpopError> {
-    let Some(Value::Object(jwk)) = jwk else {
+/// size, no private member. Returns its thumbprint and the SEC1 point.
+fn public_key(jwk: Option<RawJwk>, alg: ProofAlg) -> Result<(String, Vec<u8>), DpopError> {
+    let Some(jwk) = jwk else {
         return Err(DpopError::BadJwk("the header has no jwk object"));
     };
-    if jwk.contains_key("d") {
+    if jwk.d.is_some() {
         return Err(DpopError::BadJwk("it contains a private key"));
     }
-    if jwk.get("kty").and_then(Value::as_str) != Some("EC") {
+    if jwk.kty.as_ref().and_then(Value::as_str) != Some("EC") {
         return Err(DpopError::BadJwk("kty is not EC"));
     }
-    if jwk.get("crv").and_then(Value::as_str) != Some(alg.curve()) {
+    if jwk.crv.as_ref().and_then(Value::as_str) != Some(alg.curve()) {
         return Err(DpopError::BadJwk("crv does not match alg"));
     }
-    let coordinate = |name: &'static str| -> Result<Vec<u8>, DpopError> {
-        let text = jwk
-            .get(name)
+    fn text(value: &Option<Value>) -> Result<&str, DpopError> {
+        value
+            .as_ref()
             .and_then(Value::as_str)
-            .ok_or(DpopError::BadJwk("a coordinate is missing"))?;
+            .ok_or(DpopError::BadJwk("a coordinate is missing"))
+    }
+    let (x_text, y_text) = (text(&jwk.x)?, text(&jwk.y)?);
+    let coordinate = |text: &str| -> Result<Vec<u8>, DpopError> {
+        // The default engine refuses non-canonical encodings, so one key has one thumbprint.
         let bytes = URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| DpopError::BadJwk("a coordinate is not base64url"))?;
@@ -240,10 +253,10 @@ fn public_key(
         }
         Ok(bytes)
     };
-    let (x, y) = (coordinate("x")?, coordinate("y")?);
+    let (x, y) = (coordinate(x_text)?, coordinate(y_text)?);
     let mut point = Vec::with_capacity(1 + 2 * alg.coordinate_len());
     point.push(0x04);
     point.extend_from_slice(&x);
     point.extend_from_slice(&y);
-    Ok((jwk, point))
+    Ok((ec_thumbprint(alg.curve(), x_text, y_text), point))
 }
