@@ -60,10 +60,23 @@ pub async fn create_org(
         slug: slug.as_str().to_owned(),
         name: name.unwrap_or_else(|| slug.as_str().to_owned()),
         created_at: clock.now(),
+        dpop_required: None,
+        dpop_nonce: None,
     };
     storage::orgs::insert(storage, org)
         .await
         .map_err(storage_err("an organization with this slug"))
+}
+
+/// Sets an organization's DPoP policy overrides (`None`: follow the server's settings).
+pub async fn set_dpop_policy(
+    storage: &Storage,
+    slug: &str,
+    required: Option<bool>,
+    nonce: Option<bool>,
+) -> Result<organization::Model, AdminError> {
+    let org = find_org(storage, slug).await?;
+    Ok(storage::orgs::set_dpop_policy(storage, org, required, nonce).await?)
 }
 
 fn parse_email(email: &str) -> Result<String, AdminError> {

@@ -68,6 +68,31 @@ pub enum OrgCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Change an organization's DPoP policy (`inherit`: follow the server's settings).
+    Update {
+        slug: String,
+        /// Require DPoP-bound tokens: true, false or inherit.
+        #[arg(long, value_parser = parse_override)]
+        dpop_required: Option<Override>,
+        /// Require server nonces in DPoP proofs: true, false or inherit.
+        #[arg(long, value_parser = parse_override)]
+        dpop_nonce: Option<Override>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// A per-organization override: a value, or `inherit` (the server's setting).
+#[derive(Clone, Copy, Debug)]
+pub struct Override(Option<bool>);
+
+fn parse_override(text: &str) -> Result<Override, String> {
+    match text {
+        "true" => Ok(Override(Some(true))),
+        "false" => Ok(Override(Some(false))),
+        "inherit" => Ok(Override(None)),
+        other => Err(format!("`{other}`: expected true, false or inherit")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +213,17 @@ async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> 
     Ok(())
 }
 
+fn org_json(o: &entity::organization::Model) -> serde_json::Value {
+    json!({
+        "org_id": o.id, "slug": o.slug, "name": o.name, "created_at": rfc3339(o.created_at),
+        "dpop_required": o.dpop_required, "dpop_nonce": o.dpop_nonce,
+    })
+}
+
+fn show_override(value: Option<bool>) -> String {
+    value.map_or("inherit".to_owned(), |v| v.to_string())
+}
+
 async fn org(cmd: OrgCommand, storage: &Storage, clock: &dyn Clock) -> anyhow::Result<()> {
     match cmd {
         OrgCommand::Create { slug, name, out } => {
@@ -199,12 +235,28 @@ async fn org(cmd: OrgCommand, storage: &Storage, clock: &dyn Clock) -> anyhow::R
                 || format!("created organization {} ({})", org.slug, org.id),
             );
         }
+        OrgCommand::Update {
+            slug,
+            dpop_required,
+            dpop_nonce,
+            out,
+        } => {
+            let org = admin::find_org(storage, &slug).await?;
+            let required = dpop_required.map_or(org.dpop_required, |o| o.0);
+            let nonce = dpop_nonce.map_or(org.dpop_nonce, |o| o.0);
+            let org = admin::set_dpop_policy(storage, &slug, required, nonce).await?;
+            print(&out, org_json(&org), || {
+                format!(
+                    "{}: dpop_required={} dpop_nonce={}",
+                    org.slug,
+                    show_override(org.dpop_required),
+                    show_override(org.dpop_nonce)
+                )
+            });
+        }
         OrgCommand::List { out } => {
             let orgs = storage::orgs::list(storage).await?;
-            let rows: Vec<_> = orgs
-                .iter()
-                .map(|o| json!({"org_id": o.id, "slug": o.slug, "name": o.name, "created_at": rfc3339(o.created_at)}))
-                .collect();
+            let rows: Vec<_> = orgs.iter().map(org_json).collect();
             print(&out, json!(rows), || {
                 orgs.iter()
                     .map(|o| format!("{}\t{}\t{}", o.slug, o.id, o.name))

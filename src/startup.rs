@@ -5,6 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, Service};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
@@ -88,17 +89,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .configure(http::routes)
-                .wrap_fn(|req, srv| {
-                    let nonce = http::dpop_nonce(&req);
-                    let fut = srv.call(req);
-                    async move {
-                        let mut res = fut.await?;
-                        if let Some(nonce) = nonce {
-                            res.headers_mut().insert(http::DPOP_NONCE, nonce);
-                        }
-                        Ok(res)
-                    }
-                })
+                .wrap(from_fn(http::dpop_nonce_middleware))
                 .wrap_fn(|req, srv| {
                     let id = request_id::of(&req);
                     request_id::scope(id, srv.call(req))

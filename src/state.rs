@@ -10,6 +10,13 @@ use crate::secrets::{Kek, Pepper};
 use crate::signing_keys::SigningKeys;
 use crate::storage::Storage;
 
+/// Whether an organization demands DPoP-bound tokens and server nonces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DpopPolicy {
+    pub required: bool,
+    pub nonce: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -32,6 +39,14 @@ impl AppState {
     /// The issuer of an organization's tokens (DESIGN §4, §5.2).
     pub fn issuer(&self, org_slug: &str) -> String {
         format!("{}/v1/{org_slug}", self.public_url)
+    }
+
+    /// The DPoP policy at `org`: its overrides, else the server's settings.
+    pub fn dpop_policy(&self, org: &entity::organization::Model) -> DpopPolicy {
+        DpopPolicy {
+            required: org.dpop_required.unwrap_or(self.settings.dpop.required),
+            nonce: org.dpop_nonce.unwrap_or(self.settings.dpop.nonce),
+        }
     }
 
     /// The `aud` of an organization's tokens: configured, or the issuer.

@@ -12,6 +12,10 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub created_at: DateTimeUtc,
+    /// Overrides the server's `dpop.required` when set.
+    pub dpop_required: Option<bool>,
+    /// Overrides the server's `dpop.nonce` when set.
+    pub dpop_nonce: Option<bool>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

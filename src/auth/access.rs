@@ -6,7 +6,7 @@ use entity::{organization, user};
 
 use super::TokenType;
 use super::dpop::{DpopError, ProofCheck};
-use crate::state::AppState;
+use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
 use crate::tokens::{AccessClaims, Expectation, TokenError, verify};
 
@@ -27,6 +27,8 @@ pub struct Caller {
     pub org: organization::Model,
     pub user: user::Model,
     pub token_type: TokenType,
+    /// The organization's DPoP policy (nonces are handed out on its responses).
+    pub dpop_policy: DpopPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +68,17 @@ pub async fn authenticate(
         leeway: state.settings.tokens.leeway,
     };
     let claims = verify(&*state.signing_keys.current().await, token, &expect)?;
-    let settings = &state.settings.dpop;
+    if claims.org != org_slug {
+        return Err(TokenError::WrongIssuer.into());
+    }
+    let org = storage::orgs::by_slug(&state.storage, org_slug)
+        .await?
+        .ok_or(AccessError::Inactive)?;
+
+    let policy = state.dpop_policy(&org);
     match (presented.scheme, &claims.cnf) {
         (TokenType::Bearer, Some(_)) => return Err(AccessError::BoundTokenAsBearer),
-        (TokenType::Bearer, None) if settings.required => return Err(AccessError::DpopRequired),
+        (TokenType::Bearer, None) if policy.required => return Err(AccessError::DpopRequired),
         (TokenType::Bearer, None) => {}
         (TokenType::DPoP, None) => return Err(AccessError::UnboundTokenAsDpop),
         (TokenType::DPoP, Some(cnf)) => {
@@ -81,19 +90,13 @@ pub async fn authenticate(
                     path: presented.path,
                     access_token: Some(token),
                     bound_jkt: Some(&cnf.jkt),
-                    require_nonce: settings.nonce,
+                    require_nonce: policy.nonce,
                     now: state.clock.now(),
                 })
                 .await?;
         }
     }
-    if claims.org != org_slug {
-        return Err(TokenError::WrongIssuer.into());
-    }
 
-    let org = storage::orgs::by_slug(&state.storage, org_slug)
-        .await?
-        .ok_or(AccessError::Inactive)?;
     let user = storage::users::get(&state.storage, &org.id, &claims.sub)
         .await?
         .filter(|u| !u.disabled)
@@ -108,5 +111,6 @@ pub async fn authenticate(
         org,
         user,
         token_type: presented.scheme,
+        dpop_policy: policy,
     })
 }

@@ -18,7 +18,7 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::ids::{is_id, new_id};
 use crate::keys::api_key::PlainApiKey;
 use crate::keys::refresh_token::PlainRefreshToken;
-use crate::state::AppState;
+use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
 use crate::tokens::{AccessClaims, Actor, Confirmation, IssueError, issue};
 use crate::types::{Role, Slug};
@@ -45,6 +45,8 @@ pub struct SigninGrant {
     pub refresh_token: PlainRefreshToken,
     pub session_id: String,
     pub scope: String,
+    /// Whether the organization demands server nonces (the response carries one).
+    pub dpop_nonce: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,12 +139,13 @@ async fn run(
     if !is_id(key_id, "key") {
         return Err(SigninError::InvalidApiKey);
     }
-    let dpop_jkt = proof_key(state, req).await?;
 
     let org = storage::orgs::by_slug(&state.storage, slug.as_str())
         .await?
         .ok_or(SigninError::UnknownOrganization)?;
     event.org_id = Some(org.id.clone());
+    let policy = state.dpop_policy(&org);
+    let dpop_jkt = proof_key(state, req, policy).await?;
 
     let digest = secret.digest(&state.pepper);
     let key = storage::api_keys::by_digest(&state.storage, &digest.0)
@@ -178,7 +181,9 @@ async fn run(
         (target, Some(owner.id))
     };
 
-    open_session(state, &org, &key, subject, actor, dpop_jkt, now).await
+    let mut grant = open_session(state, &org, &key, subject, actor, dpop_jkt, now).await?;
+    grant.dpop_nonce = policy.nonce;
+    Ok(grant)
 }
 
 /// The thumbprint of the request's DPoP proof, if it has one; when DPoP is required, a
@@ -186,9 +191,9 @@ async fn run(
 async fn proof_key(
     state: &AppState,
     req: &SigninRequest<'_>,
+    policy: DpopPolicy,
 ) -> Result<Option<String>, SigninError> {
-    let settings = &state.settings.dpop;
-    if req.dpop.is_empty() && !settings.required {
+    if req.dpop.is_empty() && !policy.required {
         return Ok(None);
     }
     let proof = state
@@ -199,7 +204,7 @@ async fn proof_key(
             path: req.path,
             access_token: None,
             bound_jkt: None,
-            require_nonce: settings.nonce,
+            require_nonce: policy.nonce,
             now: state.clock.now(),
         })
         .await?;
@@ -291,5 +296,6 @@ async fn open_session(
         refresh_token: refresh,
         session_id,
         scope: key.scopes.clone(),
+        dpop_nonce: false,
     })
 }

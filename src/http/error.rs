@@ -31,6 +31,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     www_authenticate: Option<String>,
+    /// A `DPoP-Nonce` to send with a `use_dpop_nonce` error.
+    dpop_nonce: Option<HeaderValue>,
 }
 
 impl ApiError {
@@ -40,7 +42,13 @@ impl ApiError {
             code,
             message: message.into(),
             www_authenticate: None,
+            dpop_nonce: None,
         }
+    }
+
+    pub fn with_nonce(mut self, nonce: Option<HeaderValue>) -> Self {
+        self.dpop_nonce = nonce;
+        self
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -136,6 +144,9 @@ impl ResponseError for ApiError {
             .and_then(|c| HeaderValue::from_str(c).ok())
         {
             response.insert_header((header::WWW_AUTHENTICATE, value));
+        }
+        if let Some(nonce) = &self.dpop_nonce {
+            response.insert_header((super::DPOP_NONCE, nonce.clone()));
         }
         response.json(json!({
             "error": {

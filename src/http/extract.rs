@@ -5,11 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use super::error::ApiError;
+use super::{WantsDpopNonce, current_nonce};
 use crate::auth::TokenType;
 use crate::auth::access::{AccessError, Caller, Presented, authenticate};
+use crate::auth::dpop::DpopError;
 use crate::state::AppState;
 
 /// A caller whose access token verified for the organization in the path.
@@ -76,6 +78,7 @@ impl FromRequest for Authenticated {
             .collect();
         let method = req.method().as_str().to_owned();
         let path = req.path().to_owned();
+        let request = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal(&AccessError::Missing))?;
             let result = async {
@@ -91,9 +94,23 @@ impl FromRequest for Authenticated {
                 authenticate(&state, &org, presented).await
             }
             .await;
-            result
-                .map(Authenticated)
-                .map_err(|e| ApiError::from_access(e, hint, state.settings.dpop.required))
+            match result {
+                Ok(caller) => {
+                    if caller.dpop_policy.nonce {
+                        request.extensions_mut().insert(WantsDpopNonce);
+                    }
+                    Ok(Authenticated(caller))
+                }
+                Err(err) => {
+                    let nonce = matches!(err, AccessError::Dpop(DpopError::UseNonce))
+                        .then(|| current_nonce(&state))
+                        .flatten();
+                    Err(
+                        ApiError::from_access(err, hint, state.settings.dpop.required)
+                            .with_nonce(nonce),
+                    )
+                }
+            }
         })
     }
 }

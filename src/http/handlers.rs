@@ -7,11 +7,14 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::Authenticated;
 use super::request_id;
+use super::{WantsDpopNonce, current_nonce};
 use crate::audit::RequestMeta;
 use crate::auth::TokenType;
-use crate::auth::signin::{SigninRequest, signin};
+use crate::auth::dpop::DpopError;
+use crate::auth::signin::{SigninError, SigninRequest, signin};
 use crate::state::AppState;
 use crate::storage;
+use actix_web::HttpMessage;
 
 /// A header's value as received; a value that is not visible ASCII is passed on as
 /// something no check accepts, rather than as absent.
@@ -36,7 +39,7 @@ pub async fn signin_with_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let headers = req.headers();
     let proofs: Vec<&[u8]> = headers.get_all("dpop").map(|v| v.as_bytes()).collect();
-    let grant = signin(
+    let result = signin(
         &state,
         SigninRequest {
             org: &org,
@@ -48,7 +51,17 @@ pub async fn signin_with_api_key(
             meta: request_meta(&req),
         },
     )
-    .await?;
+    .await;
+    let grant = match result {
+        Ok(grant) => grant,
+        Err(err @ SigninError::Dpop(DpopError::UseNonce)) => {
+            return Err(ApiError::from(err).with_nonce(current_nonce(&state)));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if grant.dpop_nonce {
+        req.extensions_mut().insert(WantsDpopNonce);
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

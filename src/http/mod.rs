@@ -6,10 +6,13 @@ mod extract;
 mod handlers;
 pub mod request_id;
 
-use actix_web::dev::ServiceRequest;
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
 
 pub use error::ApiError;
@@ -20,13 +23,34 @@ use crate::state::AppState;
 /// RFC 9449 §8: the header that carries a server nonce.
 pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
 
-/// The `DPoP-Nonce` every response carries while server nonces are on (RFC 9449 §8.2).
-pub fn dpop_nonce(req: &ServiceRequest) -> Option<HeaderValue> {
-    let state = req.app_data::<web::Data<AppState>>()?;
-    if !state.settings.dpop.nonce {
-        return None;
-    }
+/// Marks a request whose organization demands DPoP nonces (set once that is known).
+pub struct WantsDpopNonce;
+
+/// The current server nonce as a header value.
+pub fn current_nonce(state: &AppState) -> Option<HeaderValue> {
     HeaderValue::from_str(&state.dpop.nonce(state.clock.now())).ok()
+}
+
+/// Adds `DPoP-Nonce` (RFC 9449 §8.2) to every response while the server's nonces are on,
+/// and to the responses of organizations that turned them on.
+pub async fn dpop_nonce_middleware<B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error>
+where
+    B: MessageBody,
+{
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let mut res = next.call(req).await?;
+    let wanted = res.request().extensions().contains::<WantsDpopNonce>();
+    if let Some(state) = state
+        && (state.settings.dpop.nonce || wanted)
+        && !res.headers().contains_key(DPOP_NONCE)
+        && let Some(nonce) = current_nonce(&state)
+    {
+        res.headers_mut().insert(DPOP_NONCE, nonce);
+    }
+    Ok(res)
 }
 
 /// Largest JSON body accepted anywhere.

@@ -9,13 +9,7 @@ use sea_orm::{
 use super::{Result, Storage};
 
 pub async fn insert(storage: &Storage, org: Model) -> Result<Model> {
-    let active = ActiveModel {
-        id: Set(org.id),
-        slug: Set(org.slug),
-        name: Set(org.name),
-        created_at: Set(org.created_at),
-    };
-    Ok(active.insert(storage.db()).await?)
+    Ok(ActiveModel::from(org).insert(storage.db()).await?)
 }
 
 pub async fn by_slug(storage: &Storage, slug: &str) -> Result<Option<Model>> {
@@ -34,4 +28,16 @@ pub async fn list(storage: &Storage) -> Result<Vec<Model>> {
 
 pub async fn count(storage: &Storage) -> Result<u64> {
     Ok(Entity::find().count(storage.db()).await?)
+}
+
+pub async fn set_dpop_policy(
+    storage: &Storage,
+    org: Model,
+    required: Option<bool>,
+    nonce: Option<bool>,
+) -> Result<Model> {
+    let mut active = ActiveModel::from(org);
+    active.dpop_required = Set(required);
+    active.dpop_nonce = Set(nonce);
+    Ok(active.update(storage.db()).await?)
 }
