@@ -8,6 +8,7 @@ pub mod api_key;
 pub mod audit_event;
 pub mod organization;
 pub mod refresh_token;
+pub mod revoked_token;
 pub mod session;
 pub mod signing_key;
 pub mod user;

@@ -2,7 +2,9 @@
 //! request metadata, and map the typed errors returned here to responses.
 
 pub mod access;
+pub mod credential;
 pub mod dpop;
+pub mod session;
 pub mod signin;
 
 use serde::Serialize;

@@ -7,21 +7,19 @@
 //! wrong secret, key of another organization and unknown or disabled user all answer the
 //! same `invalid_api_key`, so a caller cannot tell which part was wrong.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use entity::{api_key, organization, refresh_token, session, user};
 
 use super::TokenType;
+use super::credential::{self, CredentialError};
 use super::dpop::{DpopError, ProofCheck};
+use super::session::{self, NewSession, SessionError};
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::ids::{is_id, new_id};
+use crate::ids::is_id;
 use crate::keys::api_key::PlainApiKey;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
-use crate::tokens::{AccessClaims, Actor, Confirmation, IssueError, issue};
-use crate::types::{Role, Slug};
+use crate::types::Slug;
 
 /// What the client presented. Header values are passed as received.
 pub struct SigninRequest<'a> {
@@ -70,7 +68,19 @@ pub enum SigninError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Issue(#[from] IssueError),
+    Session(#[from] SessionError),
+}
+
+impl From<CredentialError> for SigninError {
+    fn from(err: CredentialError) -> Self {
+        match err {
+            CredentialError::Invalid => SigninError::InvalidApiKey,
+            CredentialError::Expired => SigninError::ExpiredApiKey,
+            CredentialError::Revoked => SigninError::RevokedApiKey,
+            CredentialError::PermissionDenied => SigninError::PermissionDenied,
+            CredentialError::Storage(e) => SigninError::Storage(e),
+        }
+    }
 }
 
 impl SigninError {
@@ -87,7 +97,7 @@ impl SigninError {
             SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "internal_error",
             SigninError::Dpop(_) => "invalid_dpop_proof",
-            SigninError::Storage(_) | SigninError::Issue(_) => "internal_error",
+            SigninError::Storage(_) | SigninError::Session(_) => "internal_error",
         }
     }
 }
@@ -147,43 +157,32 @@ async fn run(
     let policy = state.dpop_policy(&org);
     let dpop_jkt = proof_key(state, req, policy).await?;
 
-    let digest = secret.digest(&state.pepper);
-    let key = storage::api_keys::by_digest(&state.storage, &digest.0)
-        .await?
-        .filter(|k| digest.matches(&k.digest) && k.id == key_id && k.org_id == org.id)
-        .ok_or(SigninError::InvalidApiKey)?;
+    let holder = credential::check_key(state, &org, key_id, &secret).await?;
+    event.actor_user_id = Some(holder.owner.id.clone());
+    let (subject, actor) = credential::subject(state, &org, &holder, Some(user_id)).await?;
 
-    let now = state.clock.now();
-    if key.revoked_at.is_some_and(|t| t <= now) {
-        return Err(SigninError::RevokedApiKey);
-    }
-    if key.expires_at <= now {
-        return Err(SigninError::ExpiredApiKey);
-    }
-
-    let owner = active_user(state, &org, &key.user_id).await?;
-    event.actor_user_id = Some(owner.id.clone());
-    let (subject, actor) = if user_id == owner.id {
-        (owner, None)
-    } else {
-        let owner_role: Role = owner
-            .role
-            .parse()
-            .map_err(|_| SigninError::PermissionDenied)?;
-        if !owner_role.is_admin() {
-            return Err(SigninError::PermissionDenied);
-        }
-        let target = active_user(state, &org, user_id).await?;
-        // An admin may act for admins, members and service accounts, never for an owner.
-        if owner_role == Role::Admin && target.role == Role::Owner.as_str() {
-            return Err(SigninError::PermissionDenied);
-        }
-        (target, Some(owner.id))
-    };
-
-    let mut grant = open_session(state, &org, &key, subject, actor, dpop_jkt, now).await?;
-    grant.dpop_nonce = policy.nonce;
-    Ok(grant)
+    let opened = session::open(
+        state,
+        NewSession {
+            org: &org,
+            key: &holder.key,
+            user_id: subject.id,
+            actor,
+            dpop_jkt,
+            scope: holder.key.scopes.clone(),
+        },
+    )
+    .await?;
+    Ok(SigninGrant {
+        access_token: opened.access.token,
+        token_type: opened.access.token_type,
+        expires_at: opened.access.expires_at,
+        expires_in: opened.access.expires_in,
+        refresh_token: opened.refresh_token,
+        session_id: opened.session.id,
+        scope: opened.session.scope,
+        dpop_nonce: policy.nonce,
+    })
 }
 
 /// The thumbprint of the request's DPoP proof, if it has one; when DPoP is required, a
@@ -209,93 +208,4 @@ async fn proof_key(
         })
         .await?;
     Ok(Some(proof.jkt))
-}
-
-async fn active_user(
-    state: &AppState,
-    org: &organization::Model,
-    user_id: &str,
-) -> Result<user::Model, SigninError> {
-    storage::users::get(&state.storage, &org.id, user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or(SigninError::InvalidApiKey)
-}
-
-fn add(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
-}
-
-async fn open_session(
-    state: &AppState,
-    org: &organization::Model,
-    key: &api_key::Model,
-    subject: user::Model,
-    actor: Option<String>,
-    dpop_jkt: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<SigninGrant, SigninError> {
-    let tokens = &state.settings.tokens;
-    // Nothing outlives the key: not the session, not the access token.
-    let key_end = key
-        .revoked_at
-        .map_or(key.expires_at, |r| r.min(key.expires_at));
-    let session_end = add(now, tokens.refresh_ttl).min(key_end);
-    let access_end = add(now, tokens.access_ttl).min(key_end);
-
-    let session_id = new_id("ses");
-    let refresh = PlainRefreshToken::generate();
-    let session = session::Model {
-        id: session_id.clone(),
-        org_id: org.id.clone(),
-        user_id: subject.id.clone(),
-        api_key_id: key.id.clone(),
-        actor_user_id: actor.clone(),
-        dpop_jkt: dpop_jkt.clone(),
-        scope: key.scopes.clone(),
-        created_at: now,
-        expires_at: session_end,
-        revoked_at: None,
-    };
-    let refresh_row = refresh_token::Model {
-        id: new_id("rtk"),
-        session_id: session_id.clone(),
-        digest: refresh.digest(&state.pepper).0,
-        created_at: now,
-        expires_at: session_end,
-        used_at: None,
-    };
-    storage::sessions::open(&state.storage, session, refresh_row).await?;
-
-    let issuer = state.issuer(&org.slug);
-    let claims = AccessClaims {
-        aud: state.audience(&issuer),
-        iss: issuer,
-        sub: subject.id,
-        exp: access_end.timestamp(),
-        iat: now.timestamp(),
-        jti: new_id("at"),
-        client_id: key.id.clone(),
-        scope: key.scopes.clone(),
-        sid: session_id.clone(),
-        org: org.slug.clone(),
-        cnf: dpop_jkt.map(|jkt| Confirmation { jkt }),
-        act: actor.map(|sub| Actor { sub }),
-    };
-    let token_type = if claims.cnf.is_some() {
-        TokenType::DPoP
-    } else {
-        TokenType::Bearer
-    };
-    let access_token = issue(&*state.signing_keys.current().await, &claims)?;
-    Ok(SigninGrant {
-        access_token,
-        token_type,
-        expires_at: access_end,
-        expires_in: (access_end - now).num_seconds(),
-        refresh_token: refresh,
-        session_id,
-        scope: key.scopes.clone(),
-        dpop_nonce: false,
-    })
 }

@@ -183,7 +183,7 @@ impl From<SigninError> for ApiError {
             SigninError::PermissionDenied => StatusCode::FORBIDDEN,
             SigninError::Dpop(DpopError::ReplayStoreUnavailable)
             | SigninError::Storage(_)
-            | SigninError::Issue(_) => return ApiError::internal(&err),
+            | SigninError::Session(_) => return ApiError::internal(&err),
             // RFC 9449 §5, §8: a bad proof at a token-issuing endpoint is a 400.
             SigninError::Dpop(_) => StatusCode::BAD_REQUEST,
         };

@@ -1,0 +1,92 @@
+//! API key credentials, shared by sign-in and the OAuth client authentication: the key id
+//! and secret pair of an organization, its revocation and expiry, its owner, and whether the
+//! owner may act for another user. Unknown key, wrong secret, key of another organization
+//! and unknown or disabled user are one error, [`CredentialError::Invalid`].
+
+use entity::{api_key, organization, user};
+
+use crate::keys::api_key::PlainApiKey;
+use crate::state::AppState;
+use crate::storage::{self, StorageError};
+use crate::types::Role;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("the API key credential is invalid")]
+    Invalid,
+    #[error("the API key has expired")]
+    Expired,
+    #[error("the API key has been revoked")]
+    Revoked,
+    #[error("the API key's owner may not act for this user")]
+    PermissionDenied,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A key whose secret matched, still valid, with its enabled owner.
+pub struct KeyHolder {
+    pub key: api_key::Model,
+    pub owner: user::Model,
+}
+
+/// Checks `key_id` + `secret` at `org`: looked up by the secret's digest (compared in
+/// constant time); revocation and expiry are reported only once the secret matched.
+pub async fn check_key(
+    state: &AppState,
+    org: &organization::Model,
+    key_id: &str,
+    secret: &PlainApiKey,
+) -> Result<KeyHolder, CredentialError> {
+    let digest = secret.digest(&state.pepper);
+    let key = storage::api_keys::by_digest(&state.storage, &digest.0)
+        .await?
+        .filter(|k| digest.matches(&k.digest) && k.id == key_id && k.org_id == org.id)
+        .ok_or(CredentialError::Invalid)?;
+    let now = state.clock.now();
+    if key.revoked_at.is_some_and(|t| t <= now) {
+        return Err(CredentialError::Revoked);
+    }
+    if key.expires_at <= now {
+        return Err(CredentialError::Expired);
+    }
+    let owner = active_user(state, org, &key.user_id).await?;
+    Ok(KeyHolder { key, owner })
+}
+
+/// The user a key's holder signs in as: its owner, or (for an `owner` or `admin`) another
+/// user of the organization, with the owner as the actor. An admin never acts for an owner.
+pub async fn subject(
+    state: &AppState,
+    org: &organization::Model,
+    holder: &KeyHolder,
+    user_id: Option<&str>,
+) -> Result<(user::Model, Option<String>), CredentialError> {
+    let owner = &holder.owner;
+    let Some(user_id) = user_id.filter(|id| *id != owner.id) else {
+        return Ok((owner.clone(), None));
+    };
+    let owner_role: Role = owner
+        .role
+        .parse()
+        .map_err(|_| CredentialError::PermissionDenied)?;
+    if !owner_role.is_admin() {
+        return Err(CredentialError::PermissionDenied);
+    }
+    let target = active_user(state, org, user_id).await?;
+    if owner_role == Role::Admin && target.role == Role::Owner.as_str() {
+        return Err(CredentialError::PermissionDenied);
+    }
+    Ok((target, Some(owner.id.clone())))
+}
+
+async fn active_user(
+    state: &AppState,
+    org: &organization::Model,
+    user_id: &str,
+) -> Result<user::Model, CredentialError> {
+    storage::users::get(&state.storage, &org.id, user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(CredentialError::Invalid)
+}
