@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod keys;
+pub mod oauth;
 pub mod secrets;
 pub mod signing_keys;
 pub mod startup;

@@ -12,6 +12,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::audit::AuditLog;
 use crate::auth::dpop::{Dpop, MemoryReplayStore, Nonces, PublicUrl};
+use crate::auth::revocation::Revocations;
 use crate::bootstrap::{self, BootstrapCredentials};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -76,6 +77,7 @@ impl Application {
             clock,
             pepper,
             dpop,
+            revocations: Arc::new(Revocations::new(100_000)),
             kek,
             signing_keys: Arc::new(signing_keys),
             public_url,

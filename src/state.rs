@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditLog;
 use crate::auth::dpop::Dpop;
+use crate::auth::revocation::Revocations;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::secrets::{Kek, Pepper};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// DPoP proof verification, with its replay store and nonces.
     pub dpop: Dpop,
+    /// Cached session and revoked-token lookups of protected requests.
+    pub revocations: Arc<Revocations>,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.
     pub public_url: String,
 }

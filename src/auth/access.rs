@@ -49,6 +49,8 @@ pub enum AccessError {
     Dpop(#[from] DpopError),
     #[error("the session, user or organization of this token is no longer active")]
     Inactive,
+    #[error("the access token has been revoked")]
+    Revoked,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -102,10 +104,19 @@ pub async fn authenticate(
         .filter(|u| !u.disabled)
         .ok_or(AccessError::Inactive)?;
     let now = state.clock.now();
-    storage::sessions::get(&state.storage, &org.id, &claims.sid)
+    state
+        .revocations
+        .session(&state.storage, &org.id, &claims.sid)
         .await?
         .filter(|s| s.revoked_at.is_none_or(|t| t > now) && s.expires_at > now)
         .ok_or(AccessError::Inactive)?;
+    if state
+        .revocations
+        .is_revoked(&state.storage, &claims.jti)
+        .await?
+    {
+        return Err(AccessError::Revoked);
+    }
     Ok(Caller {
         claims,
         org,

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod credential;
 pub mod dpop;
+pub mod revocation;
 pub mod session;
 pub mod signin;
 

@@ -4,6 +4,7 @@
 pub mod error;
 mod extract;
 mod handlers;
+mod oauth;
 pub mod request_id;
 
 use actix_web::HttpMessage;
@@ -69,12 +70,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(handlers::readyz)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(handlers::jwks)))
         .service(
+            resource("/.well-known/oauth-authorization-server/v1/{org}")
+                .route(web::get().to(oauth::metadata)),
+        )
+        .service(
             web::scope("/v1/{org}")
                 .service(
                     resource("/user/signin_with_api_key")
                         .route(web::post().to(handlers::signin_with_api_key)),
                 )
                 .service(resource("/user/me").route(web::get().to(handlers::me)))
+                .service(resource("/oauth/token").route(web::post().to(oauth::token)))
+                .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
+                .service(resource("/oauth/introspect").route(web::post().to(oauth::introspect)))
+                .service(
+                    resource("/.well-known/oauth-authorization-server")
+                        .route(web::get().to(oauth::metadata)),
+                )
                 .service(
                     resource("/.well-known/jwks.json").route(web::get().to(handlers::org_jwks)),
                 ),

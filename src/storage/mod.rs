@@ -5,6 +5,8 @@
 pub mod api_keys;
 pub mod audit;
 pub mod orgs;
+pub mod refresh_tokens;
+pub mod revoked_tokens;
 pub mod sessions;
 pub mod signing_keys;
 pub mod users;

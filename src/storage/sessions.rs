@@ -71,3 +71,40 @@ pub async fn revoke_for_user(
         .await?;
     Ok(res.rows_affected)
 }
+
+/// Ends one session (its refresh tokens stop working with it).
+pub async fn revoke(
+    storage: &Storage,
+    org_id: &str,
+    session_id: &str,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let res = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(at))
+        .filter(session::Column::OrgId.eq(org_id))
+        .filter(session::Column::Id.eq(session_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(storage.db())
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Records a refresh: the new refresh token and the session's refresh time, together.
+pub async fn refreshed(
+    storage: &Storage,
+    session_id: &str,
+    next: Option<refresh_token::Model>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let txn = storage.db().begin().await?;
+    session::Entity::update_many()
+        .col_expr(session::Column::RefreshedAt, Expr::value(at))
+        .filter(session::Column::Id.eq(session_id))
+        .exec(&txn)
+        .await?;
+    if let Some(next) = next {
+        refresh_token::ActiveModel::from(next).insert(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}

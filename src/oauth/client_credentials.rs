@@ -1,0 +1,82 @@
+//! `grant_type=client_credentials` (RFC 6749 §4.4): an API key authenticates as the client;
+//! `user_id` acts for another user (as at sign-in); `scope` narrows; a DPoP proof binds.
+
+use entity::organization;
+
+use super::{
+    ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, token_body,
+};
+use crate::audit::AuditEvent;
+use crate::auth::credential::{self, CredentialError};
+use crate::auth::session::{self, NewSession};
+use crate::state::AppState;
+
+pub(super) async fn grant(
+    state: &AppState,
+    org: &organization::Model,
+    req: &OAuthRequest<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    let mut event = AuditEvent {
+        org_id: Some(org.id.clone()),
+        action: "token.client_credentials.failed",
+        target_type: Some("user"),
+        meta: req.meta.clone(),
+        ..AuditEvent::default()
+    };
+    let result = run(state, org, req, &mut event).await;
+    match &result {
+        Ok(_) => {
+            event.action = "token.client_credentials.succeeded";
+            event.success = true;
+        }
+        Err(err) => event.reason = Some(err.code.as_str().to_owned()),
+    }
+    state.audit.record(event);
+    result
+}
+
+async fn run(
+    state: &AppState,
+    org: &organization::Model,
+    req: &OAuthRequest<'_>,
+    event: &mut AuditEvent,
+) -> Result<TokenResponse, OAuthError> {
+    let holder = client::require(state, org, req.authorization, &req.params).await?;
+    event.actor_key_id = Some(holder.key.id.clone());
+    event.actor_user_id = Some(holder.owner.id.clone());
+    let (subject, actor) = credential::subject(state, org, &holder, req.params.get("user_id"))
+        .await
+        .map_err(|e| match e {
+            CredentialError::Storage(e) => e.into(),
+            CredentialError::PermissionDenied => OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not act for that user",
+            ),
+            _ => OAuthError::invalid_request("user_id names no active user of this organization"),
+        })?;
+    event.target_id = Some(subject.id.clone());
+    let scope = narrow_scope(req.params.get("scope"), &holder.key.scopes)?;
+    let dpop_jkt = proof(state, org, req, None).await?;
+
+    let opened = session::open(
+        state,
+        NewSession {
+            org,
+            key: &holder.key,
+            user_id: subject.id,
+            actor,
+            dpop_jkt,
+            scope,
+        },
+    )
+    .await?;
+    Ok(TokenResponse {
+        body: token_body(
+            &opened.access,
+            &opened.session.scope,
+            opened.refresh_token.expose(),
+            &opened.session.id,
+        ),
+        dpop_nonce: state.dpop_policy(org).nonce,
+    })
+}

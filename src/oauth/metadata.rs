@@ -1,0 +1,27 @@
+//! RFC 8414 authorization server metadata of an organization. `issuer` is exactly the
+//! `iss` of its tokens; every endpoint named here exists.
+
+use serde_json::{Value, json};
+
+use crate::auth::dpop::ALGS;
+use crate::state::AppState;
+use crate::types::KNOWN_SCOPES;
+
+pub fn document(state: &AppState, org_slug: &str) -> Value {
+    let issuer = state.issuer(org_slug);
+    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "dpop_signing_alg_values_supported": ALGS.split(' ').collect::<Vec<_>>(),
+        "scopes_supported": KNOWN_SCOPES,
+    })
+}

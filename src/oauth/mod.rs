@@ -1,0 +1,217 @@
+//! The OAuth 2 endpoints of an organization (DESIGN §5.2): the token endpoint with its two
+//! grants (one file each), revocation (RFC 7009), introspection (RFC 7662) and server
+//! metadata (RFC 8414). No HTTP types here: handlers pass the form parameters and headers
+//! in and map [`OAuthError`] to the RFC 6749 §5.2 body.
+
+pub mod client;
+mod client_credentials;
+pub mod form;
+pub mod introspect;
+pub mod metadata;
+mod refresh_token;
+pub mod revoke;
+
+use entity::organization;
+use serde_json::{Value, json};
+
+use crate::audit::RequestMeta;
+use crate::auth::dpop::{DpopError, ProofCheck};
+use crate::auth::session::SessionError;
+use crate::state::AppState;
+use crate::storage::{self, StorageError};
+use crate::types::Scopes;
+
+/// RFC 6749 §5.2 (and RFC 9449 §5, RFC 7009 §2.2.1) error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidDpopProof,
+    UseDpopNonce,
+    ServerError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// An OAuth error: a code, a description for developers, and whether the client
+/// authenticated with HTTP Basic (then a failed authentication answers a Basic challenge).
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+    pub basic: bool,
+    /// The cause of a `server_error`, for the log only.
+    pub cause: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            basic: false,
+            cause: None,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    fn with_basic(mut self, basic: bool) -> Self {
+        self.basic = basic;
+        self
+    }
+}
+
+impl From<StorageError> for OAuthError {
+    fn from(err: StorageError) -> Self {
+        OAuthError {
+            cause: Some(err.to_string()),
+            ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
+        }
+    }
+}
+
+impl From<SessionError> for OAuthError {
+    fn from(err: SessionError) -> Self {
+        OAuthError {
+            cause: Some(err.to_string()),
+            ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
+        }
+    }
+}
+
+impl From<DpopError> for OAuthError {
+    fn from(err: DpopError) -> Self {
+        match err {
+            DpopError::UseNonce => OAuthError::new(ErrorCode::UseDpopNonce, err.to_string()),
+            DpopError::ReplayStoreUnavailable => OAuthError {
+                cause: Some(err.to_string()),
+                ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
+            },
+            other => OAuthError::new(ErrorCode::InvalidDpopProof, other.to_string()),
+        }
+    }
+}
+
+/// A request to one of the endpoints, as the HTTP layer received it.
+pub struct OAuthRequest<'a> {
+    pub org: &'a str,
+    pub params: form::Params,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<&'a str>,
+    /// Every `DPoP` header value.
+    pub dpop: &'a [&'a [u8]],
+    pub path: &'a str,
+    pub meta: RequestMeta,
+}
+
+/// A token endpoint response (DESIGN §5.2). `nonce`: the organization wants DPoP nonces.
+pub struct TokenResponse {
+    pub body: Value,
+    pub dpop_nonce: bool,
+}
+
+/// `POST /v1/{org}/oauth/token`.
+pub async fn token(state: &AppState, req: OAuthRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let org = organization(state, req.org).await?;
+    match req.params.get("grant_type") {
+        None => Err(OAuthError::invalid_request("grant_type is required")),
+        Some("client_credentials") => client_credentials::grant(state, &org, &req).await,
+        Some("refresh_token") => refresh_token::grant(state, &org, &req).await,
+        Some(_) => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "grant_type must be client_credentials or refresh_token",
+        )),
+    }
+}
+
+async fn organization(state: &AppState, slug: &str) -> Result<organization::Model, OAuthError> {
+    storage::orgs::by_slug(&state.storage, slug)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("no such organization"))
+}
+
+/// The requested `scope`, which must be within `allowed`; none requested: all of `allowed`.
+fn narrow_scope(requested: Option<&str>, allowed: &str) -> Result<String, OAuthError> {
+    let allowed = Scopes::parse_list(allowed).unwrap_or_default();
+    let Some(requested) = requested else {
+        return Ok(allowed.to_string());
+    };
+    let requested =
+        Scopes::parse_list(requested).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.0))?;
+    if let Some(extra) = requested.iter().find(|s| !allowed.contains(s)) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("the scope `{extra}` is not granted to this client"),
+        ));
+    }
+    Ok(requested.to_string())
+}
+
+/// The thumbprint of the request's DPoP proof for the token endpoint (`bound`: the key
+/// the session is already bound to, which the proof must use).
+async fn proof(
+    state: &AppState,
+    org: &organization::Model,
+    req: &OAuthRequest<'_>,
+    bound: Option<&str>,
+) -> Result<Option<String>, OAuthError> {
+    let policy = state.dpop_policy(org);
+    if req.dpop.is_empty() && bound.is_none() && !policy.required {
+        return Ok(None);
+    }
+    let proof = state
+        .dpop
+        .verify(&ProofCheck {
+            headers: req.dpop,
+            method: "POST",
+            path: req.path,
+            access_token: None,
+            bound_jkt: bound,
+            require_nonce: policy.nonce,
+            now: state.clock.now(),
+        })
+        .await?;
+    Ok(Some(proof.jkt))
+}
+
+fn token_body(
+    access: &crate::auth::session::AccessToken,
+    scope: &str,
+    refresh_token: &str,
+    session_id: &str,
+) -> Value {
+    json!({
+        "access_token": access.token,
+        "token_type": access.token_type.as_str(),
+        "expires_in": access.expires_in,
+        "scope": scope,
+        "refresh_token": refresh_token,
+        "session_id": session_id,
+    })
+}
