@@ -10,5 +10,6 @@ mod cli;
 mod helpers;
 mod jwks;
 mod me;
+mod oauth;
 mod rotation;
 mod signin;
