@@ -7,6 +7,7 @@
 
 mod binary;
 mod cli;
+mod dpop_flow;
 mod helpers;
 mod jwks;
 mod me;
