@@ -55,12 +55,14 @@ pub enum AccessError {
     Storage(#[from] StorageError),
 }
 
-pub async fn authenticate(
+/// Verifies one of keygate's access tokens as issued for `org_slug` (signature, `typ`,
+/// `iss`, `aud`, `exp` and `iat` with the configured leeway, `org`). Shared by protected
+/// endpoints, revocation and introspection.
+pub async fn verify_for_org(
     state: &AppState,
     org_slug: &str,
-    presented: Presented<'_>,
-) -> Result<Caller, AccessError> {
-    let token = presented.token;
+    token: &str,
+) -> Result<AccessClaims, TokenError> {
     let issuer = state.issuer(org_slug);
     let audience = state.audience(&issuer);
     let expect = Expectation {
@@ -71,8 +73,18 @@ pub async fn authenticate(
     };
     let claims = verify(&*state.signing_keys.current().await, token, &expect)?;
     if claims.org != org_slug {
-        return Err(TokenError::WrongIssuer.into());
+        return Err(TokenError::WrongIssuer);
     }
+    Ok(claims)
+}
+
+pub async fn authenticate(
+    state: &AppState,
+    org_slug: &str,
+    presented: Presented<'_>,
+) -> Result<Caller, AccessError> {
+    let token = presented.token;
+    let claims = verify_for_org(state, org_slug, token).await?;
     let org = storage::orgs::by_slug(&state.storage, org_slug)
         .await?
         .ok_or(AccessError::Inactive)?;

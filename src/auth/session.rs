@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use entity::{api_key, organization, refresh_token, session};
 
 use super::TokenType;
+use super::dpop::{DpopError, ProofCheck};
 use crate::ids::new_id;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::state::AppState;
@@ -141,4 +142,33 @@ pub async fn access_token(
         expires_at,
         expires_in: (expires_at - now).num_seconds(),
     })
+}
+
+/// The DPoP check of a token-issuing endpoint (sign-in, the token endpoint): the thumbprint
+/// of the request's proof, if it has one. A proof is needed when the organization requires
+/// DPoP or the session is already bound (`bound`: the key it must be signed with).
+pub async fn binding_proof(
+    state: &AppState,
+    org: &organization::Model,
+    headers: &[&[u8]],
+    path: &str,
+    bound: Option<&str>,
+) -> Result<Option<String>, DpopError> {
+    let policy = state.dpop_policy(org);
+    if headers.is_empty() && bound.is_none() && !policy.required {
+        return Ok(None);
+    }
+    let proof = state
+        .dpop
+        .verify(&ProofCheck {
+            headers,
+            method: "POST",
+            path,
+            access_token: None,
+            bound_jkt: bound,
+            require_nonce: policy.nonce,
+            now: state.clock.now(),
+        })
+        .await?;
+    Ok(Some(proof.jkt))
 }

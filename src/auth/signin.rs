@@ -11,13 +11,13 @@ use chrono::{DateTime, Utc};
 
 use super::TokenType;
 use super::credential::{self, CredentialError};
-use super::dpop::{DpopError, ProofCheck};
+use super::dpop::DpopError;
 use super::session::{self, NewSession, SessionError};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::ids::is_id;
 use crate::keys::api_key::PlainApiKey;
 use crate::keys::refresh_token::PlainRefreshToken;
-use crate::state::{AppState, DpopPolicy};
+use crate::state::AppState;
 use crate::storage::{self, StorageError};
 use crate::types::Slug;
 
@@ -155,7 +155,7 @@ async fn run(
         .ok_or(SigninError::UnknownOrganization)?;
     event.org_id = Some(org.id.clone());
     let policy = state.dpop_policy(&org);
-    let dpop_jkt = proof_key(state, req, policy).await?;
+    let dpop_jkt = session::binding_proof(state, &org, req.dpop, req.path, None).await?;
 
     let holder = credential::check_key(state, &org, key_id, &secret).await?;
     event.actor_user_id = Some(holder.owner.id.clone());
@@ -183,29 +183,4 @@ async fn run(
         scope: opened.session.scope,
         dpop_nonce: policy.nonce,
     })
-}
-
-/// The thumbprint of the request's DPoP proof, if it has one; when DPoP is required, a
-/// request without one fails.
-async fn proof_key(
-    state: &AppState,
-    req: &SigninRequest<'_>,
-    policy: DpopPolicy,
-) -> Result<Option<String>, SigninError> {
-    if req.dpop.is_empty() && !policy.required {
-        return Ok(None);
-    }
-    let proof = state
-        .dpop
-        .verify(&ProofCheck {
-            headers: req.dpop,
-            method: "POST",
-            path: req.path,
-            access_token: None,
-            bound_jkt: None,
-            require_nonce: policy.nonce,
-            now: state.clock.now(),
-        })
-        .await?;
-    Ok(Some(proof.jkt))
 }

@@ -4,7 +4,8 @@
 use entity::organization;
 
 use super::{
-    ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, token_body,
+    ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record,
+    token_body,
 };
 use crate::audit::AuditEvent;
 use crate::auth::credential::{self, CredentialError};
@@ -24,14 +25,7 @@ pub(super) async fn grant(
         ..AuditEvent::default()
     };
     let result = run(state, org, req, &mut event).await;
-    match &result {
-        Ok(_) => {
-            event.action = "token.client_credentials.succeeded";
-            event.success = true;
-        }
-        Err(err) => event.reason = Some(err.code.as_str().to_owned()),
-    }
-    state.audit.record(event);
+    record(state, event, "token.client_credentials.succeeded", &result);
     result
 }
 

@@ -5,10 +5,10 @@
 use serde_json::{Value, json};
 
 use super::{OAuthError, OAuthRequest, client, organization};
+use crate::auth::access::verify_for_org;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::state::AppState;
 use crate::storage;
-use crate::tokens::{Expectation, verify};
 
 pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value, OAuthError> {
     let org = organization(state, req.org).await?;
@@ -58,15 +58,7 @@ pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value
         return Ok(body);
     }
 
-    let issuer = state.issuer(&org.slug);
-    let audience = state.audience(&issuer);
-    let expect = Expectation {
-        issuer: &issuer,
-        audience: &audience,
-        now,
-        leeway: std::time::Duration::ZERO,
-    };
-    let Ok(claims) = verify(&*state.signing_keys.current().await, token, &expect) else {
+    let Ok(claims) = verify_for_org(state, &org.slug, token).await else {
         return Ok(inactive);
     };
     if claims.org != org.slug

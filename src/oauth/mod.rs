@@ -14,8 +14,10 @@ pub mod revoke;
 use entity::organization;
 use serde_json::{Value, json};
 
+use crate::audit::AuditEvent;
 use crate::audit::RequestMeta;
-use crate::auth::dpop::{DpopError, ProofCheck};
+use crate::auth::dpop::DpopError;
+use crate::auth::session;
 use crate::auth::session::SessionError;
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
@@ -173,31 +175,32 @@ fn narrow_scope(requested: Option<&str>, allowed: &str) -> Result<String, OAuthE
     Ok(requested.to_string())
 }
 
-/// The thumbprint of the request's DPoP proof for the token endpoint (`bound`: the key
-/// the session is already bound to, which the proof must use).
+/// The DPoP binding of a token request (see [`session::binding_proof`]).
 async fn proof(
     state: &AppState,
     org: &organization::Model,
     req: &OAuthRequest<'_>,
     bound: Option<&str>,
 ) -> Result<Option<String>, OAuthError> {
-    let policy = state.dpop_policy(org);
-    if req.dpop.is_empty() && bound.is_none() && !policy.required {
-        return Ok(None);
+    Ok(session::binding_proof(state, org, req.dpop, req.path, bound).await?)
+}
+
+/// Writes the outcome of a grant to the audit log: `event` is the failure; on success its
+/// action becomes `succeeded`.
+fn record<T>(
+    state: &AppState,
+    mut event: AuditEvent,
+    succeeded: &'static str,
+    result: &Result<T, OAuthError>,
+) {
+    match result {
+        Ok(_) => {
+            event.action = succeeded;
+            event.success = true;
+        }
+        Err(err) => event.reason = Some(err.code.as_str().to_owned()),
     }
-    let proof = state
-        .dpop
-        .verify(&ProofCheck {
-            headers: req.dpop,
-            method: "POST",
-            path: req.path,
-            access_token: None,
-            bound_jkt: bound,
-            require_nonce: policy.nonce,
-            now: state.clock.now(),
-        })
-        .await?;
-    Ok(Some(proof.jkt))
+    state.audit.record(event);
 }
 
 fn token_body(

@@ -5,7 +5,9 @@
 
 use entity::organization;
 
-use super::{OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, token_body};
+use super::{
+    OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record, token_body,
+};
 use crate::audit::AuditEvent;
 use crate::auth::session;
 use crate::keys::refresh_token::PlainRefreshToken;
@@ -25,14 +27,7 @@ pub(super) async fn grant(
         ..AuditEvent::default()
     };
     let result = run(state, org, req, &mut event).await;
-    match &result {
-        Ok(_) => {
-            event.action = "token.refresh.succeeded";
-            event.success = true;
-        }
-        Err(err) => event.reason = Some(err.code.as_str().to_owned()),
-    }
-    state.audit.record(event);
+    record(state, event, "token.refresh.succeeded", &result);
     result
 }
 

@@ -4,10 +4,10 @@
 
 use super::{ErrorCode, OAuthError, OAuthRequest, client, organization};
 use crate::audit::AuditEvent;
+use crate::auth::access::verify_for_org;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::state::AppState;
 use crate::storage;
-use crate::tokens::{Expectation, verify};
 
 pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuthError> {
     let org = organization(state, req.org).await?;
@@ -55,16 +55,7 @@ pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuth
         return Ok(());
     }
 
-    let issuer = state.issuer(&org.slug);
-    let audience = state.audience(&issuer);
-    let expect = Expectation {
-        issuer: &issuer,
-        audience: &audience,
-        now,
-        leeway: state.settings.tokens.leeway,
-    };
-    // An expired, foreign or malformed token needs no revocation.
-    let Ok(claims) = verify(&*state.signing_keys.current().await, token, &expect) else {
+    let Ok(claims) = verify_for_org(state, &org.slug, token).await else {
         return Ok(());
     };
     if claims.client_id != holder.key.id {
