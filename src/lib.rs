@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
 pub mod keys;
 pub mod oauth;

@@ -99,6 +99,21 @@ string_enum!(
     Environment { Live => "live", Test => "test" }
 );
 
+string_enum!(
+    /// Where an API key is in its life (`active` includes a rotation's grace period).
+    KeyStatus { Active => "active", Expired => "expired", Revoked => "revoked" }
+);
+
+string_enum!(
+    /// Whether a user may sign in, and whether it was deleted.
+    UserStatus { Active => "active", Disabled => "disabled", Deleted => "deleted" }
+);
+
+string_enum!(
+    /// Whether a session may still refresh and authenticate.
+    SessionStatus { Active => "active", Revoked => "revoked", Expired => "expired" }
+);
+
 /// Every scope keygate knows. A key's scopes are a subset; a token's are the key's.
 pub const KNOWN_SCOPES: &[&str] = &[
     "keys:read",

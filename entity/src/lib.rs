@@ -6,6 +6,7 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod idempotency_key;
 pub mod organization;
 pub mod refresh_token;
 pub mod revoked_token;

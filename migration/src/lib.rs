@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261124_000001_org_dpop_policy;
 mod m20261124_000002_refresh_and_revocation;
+mod m20261130_000001_admin_api;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261124_000001_org_dpop_policy::Migration),
             Box::new(m20261124_000002_refresh_and_revocation::Migration),
+            Box::new(m20261130_000001_admin_api::Migration),
         ]
     }
 }

@@ -65,6 +65,12 @@ impl Revocations {
         self.sessions.invalidate(session_id);
     }
 
+    /// Call after ending sessions by key or by user on this node (which sessions is not
+    /// known here; forgetting all costs one query per live session on its next request).
+    pub fn forget_sessions(&self) {
+        self.sessions.invalidate_all();
+    }
+
     /// Call after revoking an access token on this node.
     pub fn revoked(&self, jti: &str) {
         self.revoked_jtis.insert(jti.to_owned(), true);

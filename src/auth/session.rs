@@ -49,6 +49,9 @@ pub struct NewSession<'a> {
     pub scope: String,
 }
 
+/// `api_keys.last_used_at` is written at most this often per key (sampled, not per request).
+const LAST_USED_PRECISION: chrono::Duration = chrono::Duration::minutes(1);
+
 fn add(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
 }
@@ -94,7 +97,11 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
         refreshed_at: None,
     };
     let (refresh_token, row) = new_refresh_token(state, &session, now);
-    storage::sessions::open(&state.storage, session.clone(), row).await?;
+    let touch_key = new
+        .key
+        .last_used_at
+        .is_none_or(|t| now - t >= LAST_USED_PRECISION);
+    storage::sessions::open(&state.storage, session.clone(), row, touch_key).await?;
     let access = access_token(state, new.org, new.key, &session, &session.scope, now).await?;
     Ok(Opened {
         session,

@@ -17,6 +17,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use super::request_id;
+use crate::admin::policy::Denial;
 use crate::auth::TokenType;
 use crate::auth::access::AccessError;
 use crate::auth::dpop::{ALGS, DpopError};
@@ -33,6 +34,8 @@ pub struct ApiError {
     www_authenticate: Option<String>,
     /// A `DPoP-Nonce` to send with a `use_dpop_nonce` error.
     dpop_nonce: Option<HeaderValue>,
+    /// Extra members of the error object (e.g. the `api_key_id` an idempotent retry names).
+    details: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ApiError {
@@ -43,6 +46,34 @@ impl ApiError {
             message: message.into(),
             www_authenticate: None,
             dpop_nonce: None,
+            details: None,
+        }
+    }
+
+    /// Adds a member to the error object (never one of `code`, `message`, `request_id`).
+    pub fn with_detail(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.details
+            .get_or_insert_default()
+            .insert(name.to_owned(), value);
+        self
+    }
+
+    /// A refused admin action: 403 `insufficient_scope` with the RFC 6750 §3.1 challenge
+    /// naming the scope, or 403 `permission_denied`.
+    pub fn denied(denial: Denial) -> Self {
+        let message = denial.to_string();
+        match denial {
+            Denial::InsufficientScope { scope, scheme } => {
+                let mut err = ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", &message)
+                    .challenge(scheme, "insufficient_scope", &message);
+                if let Some(challenge) = &mut err.www_authenticate {
+                    challenge.push_str(&format!(", scope=\"{scope}\""));
+                }
+                err
+            }
+            Denial::PermissionDenied(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "permission_denied", message)
+            }
         }
     }
 
@@ -148,13 +179,11 @@ impl ResponseError for ApiError {
         if let Some(nonce) = &self.dpop_nonce {
             response.insert_header((super::DPOP_NONCE, nonce.clone()));
         }
-        response.json(json!({
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "request_id": request_id::current(),
-            }
-        }))
+        let mut error = self.details.as_deref().cloned().unwrap_or_default();
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.clone().into());
+        error.insert("request_id".into(), request_id::current().into());
+        response.json(json!({ "error": error }))
     }
 }
 

@@ -1,6 +1,8 @@
 //! HTTP: routes, extractors and the mapping of domain errors to responses. Handlers are
 //! thin; everything they do is a call into `auth`, `storage` or `tokens`.
 
+mod admin;
+mod body;
 pub mod error;
 mod extract;
 mod handlers;
@@ -55,7 +57,7 @@ where
 }
 
 /// Largest JSON body accepted anywhere.
-const JSON_LIMIT: usize = 64 * 1024;
+pub(crate) const JSON_LIMIT: usize = 64 * 1024;
 
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(handlers::method_not_allowed))
@@ -64,6 +66,7 @@ fn resource(path: &str) -> actix_web::Resource {
 /// Every route of the API.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(json_config())
+        .app_data(web::PayloadConfig::new(JSON_LIMIT))
         .app_data(query_config())
         .app_data(path_config())
         .service(resource("/healthz").route(web::get().to(handlers::healthz)))
@@ -89,7 +92,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     resource("/.well-known/jwks.json").route(web::get().to(handlers::org_jwks)),
-                ),
+                )
+                .service(
+                    resource("/api_keys")
+                        .route(web::get().to(admin::list_keys))
+                        .route(web::post().to(admin::create_key)),
+                )
+                .service(
+                    resource("/api_keys/{id}")
+                        .route(web::get().to(admin::get_key))
+                        .route(web::delete().to(admin::revoke_key)),
+                )
+                .service(resource("/api_keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
+                .service(
+                    resource("/users")
+                        .route(web::get().to(admin::list_users))
+                        .route(web::post().to(admin::create_user)),
+                )
+                .service(
+                    resource("/users/{id}")
+                        .route(web::get().to(admin::get_user))
+                        .route(web::patch().to(admin::update_user))
+                        .route(web::delete().to(admin::delete_user)),
+                )
+                .service(resource("/sessions").route(web::get().to(admin::list_sessions)))
+                .service(resource("/sessions/{id}").route(web::delete().to(admin::revoke_session)))
+                .service(resource("/audit_events").route(web::get().to(admin::list_events))),
         )
         .default_service(web::to(handlers::not_found));
 }

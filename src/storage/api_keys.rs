@@ -2,11 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use entity::api_key::{ActiveModel, Column, Entity, Model};
+use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
+use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage, StorageError};
+use crate::types::KeyStatus;
 
 pub async fn insert(storage: &Storage, key: Model) -> Result<Model> {
     Ok(ActiveModel::from(key).insert(storage.db()).await?)
@@ -37,6 +40,55 @@ pub async fn list(storage: &Storage, org_id: &str) -> Result<Vec<Model>> {
         .await?)
 }
 
+/// What a key listing is narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct KeyFilter {
+    pub user_id: Option<String>,
+    /// With the instant the status is judged at.
+    pub status: Option<(KeyStatus, DateTime<Utc>)>,
+}
+
+/// One page of an organization's keys, newest first.
+pub async fn page(
+    storage: &Storage,
+    org_id: &str,
+    filter: &KeyFilter,
+    page: &PageRequest,
+) -> Result<Page<Model>> {
+    let mut select = Entity::find().filter(Column::OrgId.eq(org_id));
+    if let Some(user_id) = &filter.user_id {
+        select = select.filter(Column::UserId.eq(user_id.as_str()));
+    }
+    if let Some((status, now)) = filter.status {
+        let revoked = Condition::all()
+            .add(Column::RevokedAt.is_not_null())
+            .add(Column::RevokedAt.lte(now));
+        let not_revoked = Condition::any()
+            .add(Column::RevokedAt.is_null())
+            .add(Column::RevokedAt.gt(now));
+        select = select.filter(match status {
+            KeyStatus::Revoked => revoked,
+            KeyStatus::Expired => Condition::all()
+                .add(not_revoked)
+                .add(Column::ExpiresAt.lte(now)),
+            KeyStatus::Active => Condition::all()
+                .add(not_revoked)
+                .add(Column::ExpiresAt.gt(now)),
+        });
+    }
+    page::fetch(
+        storage,
+        select,
+        (Column::CreatedAt, Column::Id),
+        page,
+        |k| Cursor {
+            at: k.created_at,
+            id: k.id.clone(),
+        },
+    )
+    .await
+}
+
 /// Sets `revoked_at` (keeps an earlier revocation time if one is already set) and ends
 /// the sessions the key opened.
 pub async fn revoke(
@@ -56,4 +108,25 @@ pub async fn revoke(
     let key = active.update(storage.db()).await?;
     super::sessions::revoke_for_key(storage, org_id, key_id, at).await?;
     Ok(key)
+}
+
+/// Revokes every key of a user that is not revoked yet (or whose revocation lies later).
+pub async fn revoke_for_user(
+    storage: &Storage,
+    org_id: &str,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    let res = Entity::update_many()
+        .col_expr(Column::RevokedAt, Expr::value(at))
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::UserId.eq(user_id))
+        .filter(
+            Condition::any()
+                .add(Column::RevokedAt.is_null())
+                .add(Column::RevokedAt.gt(at)),
+        )
+        .exec(storage.db())
+        .await?;
+    Ok(res.rows_affected)
 }

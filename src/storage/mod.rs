@@ -4,7 +4,9 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod idempotency;
 pub mod orgs;
+pub mod page;
 pub mod refresh_tokens;
 pub mod revoked_tokens;
 pub mod sessions;

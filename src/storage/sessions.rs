@@ -2,23 +2,29 @@
 
 use chrono::{DateTime, Utc};
 use entity::{api_key, refresh_token, session};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 
+use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
+use crate::types::SessionStatus;
 
-/// Creates a session with its first refresh token and records the key's use, atomically.
+/// Creates a session with its first refresh token, atomically; with `touch_key`, records
+/// the key's use in the same transaction.
 pub async fn open(
     storage: &Storage,
     session: session::Model,
     refresh: refresh_token::Model,
+    touch_key: bool,
 ) -> Result<()> {
     let txn = storage.db().begin().await?;
-    api_key::Entity::update_many()
-        .col_expr(api_key::Column::LastUsedAt, Expr::value(session.created_at))
-        .filter(api_key::Column::Id.eq(session.api_key_id.clone()))
-        .exec(&txn)
-        .await?;
+    if touch_key {
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(session.created_at))
+            .filter(api_key::Column::Id.eq(session.api_key_id.clone()))
+            .exec(&txn)
+            .await?;
+    }
     session::ActiveModel::from(session).insert(&txn).await?;
     refresh_token::ActiveModel::from(refresh)
         .insert(&txn)
@@ -72,7 +78,8 @@ pub async fn revoke_for_user(
     Ok(res.rows_affected)
 }
 
-/// Ends one session (its refresh tokens stop working with it).
+/// Ends one session at `at` (its refresh tokens stop working with it), also one that was
+/// due to end later (a rotated key's grace period).
 pub async fn revoke(
     storage: &Storage,
     org_id: &str,
@@ -83,7 +90,11 @@ pub async fn revoke(
         .col_expr(session::Column::RevokedAt, Expr::value(at))
         .filter(session::Column::OrgId.eq(org_id))
         .filter(session::Column::Id.eq(session_id))
-        .filter(session::Column::RevokedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(session::Column::RevokedAt.is_null())
+                .add(session::Column::RevokedAt.gt(at)),
+        )
         .exec(storage.db())
         .await?;
     Ok(res.rows_affected == 1)
@@ -107,4 +118,58 @@ pub async fn refreshed(
     }
     txn.commit().await?;
     Ok(())
+}
+
+/// What a session listing is narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct SessionFilter {
+    pub user_id: Option<String>,
+    pub api_key_id: Option<String>,
+    /// With the instant the status is judged at.
+    pub status: Option<(SessionStatus, DateTime<Utc>)>,
+}
+
+/// One page of an organization's sessions, newest first.
+pub async fn page(
+    storage: &Storage,
+    org_id: &str,
+    filter: &SessionFilter,
+    page: &PageRequest,
+) -> Result<Page<session::Model>> {
+    use session::Column;
+    let mut select = session::Entity::find().filter(Column::OrgId.eq(org_id));
+    if let Some(user_id) = &filter.user_id {
+        select = select.filter(Column::UserId.eq(user_id.as_str()));
+    }
+    if let Some(key_id) = &filter.api_key_id {
+        select = select.filter(Column::ApiKeyId.eq(key_id.as_str()));
+    }
+    if let Some((status, now)) = filter.status {
+        let revoked = Condition::all()
+            .add(Column::RevokedAt.is_not_null())
+            .add(Column::RevokedAt.lte(now));
+        let not_revoked = Condition::any()
+            .add(Column::RevokedAt.is_null())
+            .add(Column::RevokedAt.gt(now));
+        select = select.filter(match status {
+            SessionStatus::Revoked => revoked,
+            SessionStatus::Expired => Condition::all()
+                .add(not_revoked)
+                .add(Column::ExpiresAt.lte(now)),
+            SessionStatus::Active => Condition::all()
+                .add(not_revoked)
+                .add(Column::ExpiresAt.gt(now)),
+        });
+    }
+    page::fetch(
+        storage,
+        select,
+        (Column::CreatedAt, Column::Id),
+        page,
+        |s| Cursor {
+            at: s.created_at,
+            id: s.id.clone(),
+        },
+    )
+    .await
 }

@@ -2,10 +2,13 @@
 
 use entity::user::{ActiveModel, Column, Entity, Model};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder,
 };
 
+use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
+use crate::types::{Role, UserStatus};
 
 pub async fn insert(storage: &Storage, user: Model) -> Result<Model> {
     Ok(ActiveModel::from(user).insert(storage.db()).await?)
@@ -42,4 +45,66 @@ pub async fn set_disabled(
     active.disabled = Set(disabled);
     active.updated_at = Set(at);
     Ok(active.update(storage.db()).await?)
+}
+
+/// What a user listing is narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct UserFilter {
+    /// Only this user (how members list users: they see themselves).
+    pub user_id: Option<String>,
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+}
+
+/// One page of an organization's users, newest first.
+pub async fn page(
+    storage: &Storage,
+    org_id: &str,
+    filter: &UserFilter,
+    page: &PageRequest,
+) -> Result<Page<Model>> {
+    let mut select = Entity::find().filter(Column::OrgId.eq(org_id));
+    if let Some(user_id) = &filter.user_id {
+        select = select.filter(Column::Id.eq(user_id.as_str()));
+    }
+    if let Some(role) = filter.role {
+        select = select.filter(Column::Role.eq(role.as_str()));
+    }
+    select = match filter.status {
+        None => select,
+        Some(UserStatus::Deleted) => select.filter(Column::DeletedAt.is_not_null()),
+        Some(UserStatus::Disabled) => select
+            .filter(Column::DeletedAt.is_null())
+            .filter(Column::Disabled.eq(true)),
+        Some(UserStatus::Active) => select.filter(Column::Disabled.eq(false)),
+    };
+    page::fetch(
+        storage,
+        select,
+        (Column::CreatedAt, Column::Id),
+        page,
+        |u| Cursor {
+            at: u.created_at,
+            id: u.id.clone(),
+        },
+    )
+    .await
+}
+
+/// How many enabled owners the organization has.
+pub async fn count_active_owners(storage: &Storage, org_id: &str) -> Result<u64> {
+    Ok(Entity::find()
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::Role.eq(Role::Owner.as_str()))
+        .filter(Column::Disabled.eq(false))
+        .count(storage.db())
+        .await?)
+}
+
+/// Writes a changed user (name, role, disabled, deleted_at) with its `updated_at`.
+pub async fn update(storage: &Storage, user: Model) -> Result<Model> {
+    Ok(ActiveModel::from(user)
+        .reset_all()
+        .update(storage.db())
+        .await?)
 }

@@ -1,0 +1,210 @@
+//! API keys through the admin API: list, get, create, revoke, rotate, each checked against
+//! the caller and audited.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::api_key;
+
+use super::policy::{Action, Actor, Denial, Target};
+use super::{AdminError, CreatedKey, NewKey};
+use crate::state::AppState;
+use crate::storage::api_keys::KeyFilter;
+use crate::storage::page::{Page, PageRequest};
+use crate::storage::{self};
+use crate::types::{Environment, KeyStatus, Scopes};
+
+/// The longest grace period a rotation may give the old key.
+pub const MAX_GRACE: Duration = Duration::from_secs(7 * 86_400);
+
+/// Where a key is in its life at `now`.
+pub fn status(key: &api_key::Model, now: DateTime<Utc>) -> KeyStatus {
+    if key.revoked_at.is_some_and(|t| t <= now) {
+        KeyStatus::Revoked
+    } else if key.expires_at <= now {
+        KeyStatus::Expired
+    } else {
+        KeyStatus::Active
+    }
+}
+
+/// How long a new key lives.
+#[derive(Clone, Copy, Debug)]
+pub enum Lifetime {
+    /// `api_keys.default_duration`.
+    Default,
+    For(Duration),
+    Until(DateTime<Utc>),
+}
+
+/// A key to create through the API.
+#[derive(Clone, Debug)]
+pub struct CreateKey {
+    pub name: String,
+    /// Whose key; `None`: the caller's own.
+    pub user_id: Option<String>,
+    pub lifetime: Lifetime,
+    /// `None`: the caller's token's scopes.
+    pub scopes: Option<Scopes>,
+    pub environment: Environment,
+}
+
+pub async fn list(
+    state: &AppState,
+    actor: &Actor,
+    mut filter: KeyFilter,
+    page: &PageRequest,
+) -> Result<Page<api_key::Model>, AdminError> {
+    let target = match &filter.user_id {
+        Some(owner) => Target::Key { owner, id: None },
+        None => Target::Listing,
+    };
+    actor.check(state, Action::KeysRead, target)?;
+    if !actor.sees_everything() {
+        filter.user_id = Some(actor.user_id.clone());
+    }
+    Ok(storage::api_keys::page(&state.storage, &actor.org.id, &filter, page).await?)
+}
+
+async fn find(state: &AppState, actor: &Actor, id: &str) -> Result<api_key::Model, AdminError> {
+    storage::api_keys::get(&state.storage, &actor.org.id, id)
+        .await?
+        .ok_or_else(|| AdminError::UnknownKey(id.to_owned()))
+}
+
+pub async fn get(state: &AppState, actor: &Actor, id: &str) -> Result<api_key::Model, AdminError> {
+    let key = find(state, actor, id).await?;
+    actor.check(
+        state,
+        Action::KeysRead,
+        Target::Key {
+            owner: &key.user_id,
+            id: Some(&key.id),
+        },
+    )?;
+    Ok(key)
+}
+
+pub async fn create(
+    state: &AppState,
+    actor: &Actor,
+    input: CreateKey,
+) -> Result<CreatedKey, AdminError> {
+    let owner = input.user_id.unwrap_or_else(|| actor.user_id.clone());
+    let target = Target::Key {
+        owner: &owner,
+        id: None,
+    };
+    actor.check(state, Action::KeysCreate, target)?;
+    let scopes = match input.scopes {
+        Some(scopes) => {
+            if let Some(extra) = scopes.iter().find(|s| !actor.scopes.contains(s)) {
+                let denial = Denial::PermissionDenied(format!(
+                    "you cannot grant the scope `{extra}`: your token does not hold it"
+                ));
+                return Err(actor.deny(state, Action::KeysCreate, target, denial));
+            }
+            scopes
+        }
+        None => actor.scopes.clone(),
+    };
+    let now = state.clock.now();
+    let duration = match input.lifetime {
+        Lifetime::Default => None,
+        Lifetime::For(d) => Some(d),
+        Lifetime::Until(at) => Some(
+            (at - now)
+                .to_std()
+                .map_err(|_| AdminError::Invalid("`expires_at` must be in the future".into()))?,
+        ),
+    };
+    let created = super::create_key(
+        &state.storage,
+        &state.pepper,
+        state.clock.as_ref(),
+        &state.settings.api_keys,
+        &actor.org,
+        NewKey {
+            user_id: owner,
+            name: input.name,
+            duration,
+            environment: input.environment,
+            scopes: Some(scopes),
+        },
+    )
+    .await?;
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("api_key"),
+        target_id: Some(created.key.id.clone()),
+        ..actor.event("api_key.created")
+    });
+    Ok(created)
+}
+
+/// Revokes a key at once and ends its sessions. Revoking a revoked key changes nothing.
+pub async fn revoke(state: &AppState, actor: &Actor, id: &str) -> Result<(), AdminError> {
+    let key = find(state, actor, id).await?;
+    actor.check(
+        state,
+        Action::KeysRevoke,
+        Target::Key {
+            owner: &key.user_id,
+            id: Some(&key.id),
+        },
+    )?;
+    let now = state.clock.now();
+    if status(&key, now) == KeyStatus::Revoked {
+        return Ok(());
+    }
+    super::revoke_key(&state.storage, state.clock.as_ref(), &actor.org, &key.id).await?;
+    state.revocations.forget_sessions();
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("api_key"),
+        target_id: Some(key.id),
+        ..actor.event("api_key.revoked")
+    });
+    Ok(())
+}
+
+/// Issues a replacement; the old key works for `grace` more.
+pub async fn rotate(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    grace: Duration,
+) -> Result<CreatedKey, AdminError> {
+    if grace > MAX_GRACE {
+        return Err(AdminError::Invalid(
+            "`grace_period` must be between 0s and 7d".into(),
+        ));
+    }
+    let key = find(state, actor, id).await?;
+    actor.check(
+        state,
+        Action::KeysRotate {
+            immediate: grace.is_zero(),
+        },
+        Target::Key {
+            owner: &key.user_id,
+            id: Some(&key.id),
+        },
+    )?;
+    let created = super::rotate_key(
+        &state.storage,
+        &state.pepper,
+        state.clock.as_ref(),
+        &state.settings.api_keys,
+        &actor.org,
+        &key.id,
+        grace,
+    )
+    .await?;
+    state.revocations.forget_sessions();
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("api_key"),
+        target_id: Some(key.id),
+        reason: Some(created.key.id.clone()),
+        ..actor.event("api_key.rotated")
+    });
+    Ok(created)
+}

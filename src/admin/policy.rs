@@ -1,0 +1,430 @@
+//! Who may do what: the one authorization decision every admin endpoint asks for, before it
+//! touches anything. Pure: the caller, the action and the target in, allow or a denial out.
+//!
+//! Two things must both allow an action: the token's scopes (a missing scope is
+//! `insufficient_scope`) and the caller's role against the target (`permission_denied`).
+//! The rules are in docs/admin-api.md; the table-driven tests below and in
+//! `tests/api/admin.rs` hold them.
+
+use entity::organization;
+
+use crate::audit::RequestMeta;
+use crate::auth::TokenType;
+use crate::auth::access::Caller;
+use crate::types::{KNOWN_SCOPES, Role, Scopes};
+
+/// The authenticated caller of an admin endpoint, as the policy sees it.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub org: organization::Model,
+    /// The token's subject: when acting for another user, that user (with their rights).
+    pub user_id: String,
+    /// The role as stored now, not as when the token was issued.
+    pub role: Role,
+    /// The token's scopes (names keygate does not know are ignored).
+    pub scopes: Scopes,
+    /// The API key the request authenticated with (the token's `client_id`).
+    pub key_id: String,
+    pub session_id: String,
+    pub token_type: TokenType,
+    pub meta: RequestMeta,
+}
+
+impl Actor {
+    /// `None` when the stored role is not one keygate knows (treated as no rights at all).
+    pub fn new(caller: Caller, meta: RequestMeta) -> Option<Self> {
+        let role = caller.user.role.parse().ok()?;
+        let known = caller
+            .claims
+            .scope
+            .split_ascii_whitespace()
+            .filter(|s| KNOWN_SCOPES.contains(s));
+        Some(Self {
+            scopes: Scopes::parse(known).unwrap_or_default(),
+            role,
+            user_id: caller.user.id,
+            org: caller.org,
+            key_id: caller.claims.client_id,
+            session_id: caller.claims.sid,
+            token_type: caller.token_type,
+            meta,
+        })
+    }
+
+    /// Owners and admins see every item of a listing; others see their own.
+    pub fn sees_everything(&self) -> bool {
+        self.role.is_admin()
+    }
+}
+
+/// Something a caller asks to do, with what the decision depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    KeysRead,
+    KeysCreate,
+    KeysRevoke,
+    /// `immediate`: a zero grace period (the old key is revoked at once).
+    KeysRotate {
+        immediate: bool,
+    },
+    UsersRead,
+    UsersCreate,
+    /// `role`: the new role, when it changes; `disable`: whether the user is being disabled.
+    UsersUpdate {
+        role: Option<Role>,
+        disable: bool,
+    },
+    UsersDelete,
+    SessionsRead,
+    SessionsRevoke,
+    AuditRead,
+}
+
+impl Action {
+    /// The permission's name, as audit events and error messages give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::KeysRead => "keys.read",
+            Action::KeysCreate => "keys.create",
+            Action::KeysRevoke => "keys.revoke",
+            Action::KeysRotate { .. } => "keys.rotate",
+            Action::UsersRead => "users.read",
+            Action::UsersCreate => "users.create",
+            Action::UsersUpdate { .. } => "users.update",
+            Action::UsersDelete => "users.delete",
+            Action::SessionsRead => "sessions.read",
+            Action::SessionsRevoke => "sessions.revoke",
+            Action::AuditRead => "audit.read",
+        }
+    }
+
+    /// The scope a token needs for this action.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Action::KeysRead => "keys:read",
+            Action::KeysCreate | Action::KeysRevoke | Action::KeysRotate { .. } => "keys:write",
+            Action::UsersRead | Action::SessionsRead => "users:read",
+            Action::UsersCreate | Action::UsersUpdate { .. } | Action::UsersDelete => "users:write",
+            Action::SessionsRevoke => "sessions:write",
+            Action::AuditRead => "audit:read",
+        }
+    }
+}
+
+/// What an action is done to.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// A listing as a whole (members' listings are narrowed to their own, not refused).
+    Listing,
+    /// A key owned by `owner` (`id: None`: one about to be created).
+    Key { owner: &'a str, id: Option<&'a str> },
+    /// An existing user.
+    User { id: &'a str, role: Role },
+    /// A user about to be created with this role.
+    NewUser { role: Role },
+    /// A session of `user_id` (`id: None`: the user's sessions as a listing).
+    Session {
+        user_id: &'a str,
+        id: Option<&'a str>,
+    },
+}
+
+impl Target<'_> {
+    /// `(target_type, target_id)` for the audit trail.
+    pub fn audit(&self) -> (Option<&'static str>, Option<String>) {
+        match self {
+            Target::Listing => (None, None),
+            Target::Key { id, owner } => (
+                Some(if id.is_some() { "api_key" } else { "user" }),
+                Some(id.unwrap_or(owner).to_string()),
+            ),
+            Target::User { id, .. } => (Some("user"), Some((*id).to_owned())),
+            Target::NewUser { .. } => (Some("user"), None),
+            Target::Session { id, user_id } => (
+                Some(if id.is_some() { "session" } else { "user" }),
+                Some(id.unwrap_or(user_id).to_string()),
+            ),
+        }
+    }
+}
+
+/// Why an action was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("this token lacks the `{scope}` scope")]
+    InsufficientScope {
+        scope: &'static str,
+        scheme: TokenType,
+    },
+    #[error("{0}")]
+    PermissionDenied(String),
+}
+
+impl Denial {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::InsufficientScope { .. } => "insufficient_scope",
+            Denial::PermissionDenied(_) => "permission_denied",
+        }
+    }
+}
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Owner => 3,
+        Role::Admin => 2,
+        Role::Member | Role::Service => 1,
+    }
+}
+
+/// The decision: `Ok` when `actor` may do `action` to `target`.
+pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<(), Denial> {
+    let deny = |message: &str| Denial::PermissionDenied(message.to_owned());
+
+    if !actor.scopes.contains(action.scope()) {
+        return Err(Denial::InsufficientScope {
+            scope: action.scope(),
+            scheme: actor.token_type,
+        });
+    }
+
+    // Rules for everyone, whatever the role.
+    let is_self = |id: &str| id == actor.user_id;
+    match (action, target) {
+        (Action::KeysRevoke, Target::Key { id: Some(id), .. }) if id == actor.key_id => {
+            return Err(deny(
+                "you cannot revoke the API key this request authenticated with",
+            ));
+        }
+        (Action::KeysRotate { immediate: true }, Target::Key { id: Some(id), .. })
+            if id == actor.key_id =>
+        {
+            return Err(deny(
+                "rotating the API key this request authenticated with needs a grace_period above 0s",
+            ));
+        }
+        (
+            Action::UsersUpdate {
+                role: Some(new), ..
+            },
+            Target::User { id, .. },
+        ) if is_self(id) && rank(new) > rank(actor.role) => {
+            return Err(deny("you cannot raise your own role"));
+        }
+        (Action::UsersUpdate { disable: true, .. }, Target::User { id, .. }) if is_self(id) => {
+            return Err(deny("you cannot disable yourself"));
+        }
+        (Action::UsersDelete, Target::User { id, .. }) if is_self(id) => {
+            return Err(deny("you cannot delete yourself"));
+        }
+        _ => {}
+    }
+
+    match actor.role {
+        Role::Owner => Ok(()),
+        Role::Admin => match (action, target) {
+            (Action::UsersCreate, Target::NewUser { role: Role::Owner })
+            | (
+                Action::UsersUpdate {
+                    role: Some(Role::Owner),
+                    ..
+                },
+                _,
+            ) => Err(deny("only an owner can make someone an owner")),
+            (Action::UsersUpdate { .. } | Action::UsersDelete, Target::User { id, role })
+                if role == Role::Owner && !is_self(id) =>
+            {
+                Err(deny("only an owner can change or delete an owner"))
+            }
+            _ => Ok(()),
+        },
+        Role::Member | Role::Service => {
+            let own = match target {
+                Target::Listing => true,
+                Target::Key { owner, .. } => is_self(owner),
+                Target::User { id, .. } => is_self(id),
+                Target::Session { user_id, .. } => is_self(user_id),
+                Target::NewUser { .. } => false,
+            };
+            match action {
+                Action::KeysRead
+                | Action::KeysCreate
+                | Action::KeysRevoke
+                | Action::KeysRotate { .. }
+                | Action::UsersRead
+                | Action::SessionsRead
+                | Action::SessionsRevoke
+                    if own =>
+                {
+                    Ok(())
+                }
+                Action::UsersUpdate {
+                    role: None,
+                    disable: false,
+                } if own && !matches!(target, Target::Listing) => Ok(()),
+                Action::UsersUpdate { .. } if own => {
+                    Err(deny("only an owner or admin can change roles"))
+                }
+                Action::UsersCreate | Action::UsersDelete | Action::AuditRead => Err(deny(
+                    "only an owner or admin of the organization can do this",
+                )),
+                _ => Err(deny(
+                    "members and service accounts can only manage their own credentials",
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(role: Role) -> Actor {
+        Actor {
+            org: organization::Model {
+                id: "org_1".into(),
+                slug: "acme".into(),
+                name: "Acme".into(),
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                dpop_required: None,
+                dpop_nonce: None,
+            },
+            user_id: "usr_me".into(),
+            role,
+            scopes: Scopes::all(),
+            key_id: "key_mine".into(),
+            session_id: "ses_1".into(),
+            token_type: TokenType::Bearer,
+            meta: RequestMeta::default(),
+        }
+    }
+
+    const OWN_KEY: Target<'static> = Target::Key {
+        owner: "usr_me",
+        id: Some("key_other_of_mine"),
+    };
+    const OTHER_KEY: Target<'static> = Target::Key {
+        owner: "usr_x",
+        id: Some("key_x"),
+    };
+
+    #[test]
+    fn role_matrix() {
+        use Role::*;
+        let member_user = Target::User {
+            id: "usr_x",
+            role: Member,
+        };
+        let owner_user = Target::User {
+            id: "usr_o",
+            role: Owner,
+        };
+        let me = |role| Target::User { id: "usr_me", role };
+        let rename = Action::UsersUpdate {
+            role: None,
+            disable: false,
+        };
+        // (action, target, [owner, admin, member, service])
+        let rows: Vec<(Action, Target<'_>, [bool; 4])> = vec![
+            (Action::KeysRead, Target::Listing, [true, true, true, true]),
+            (Action::KeysRead, OWN_KEY, [true, true, true, true]),
+            (Action::KeysRead, OTHER_KEY, [true, true, false, false]),
+            (Action::KeysRevoke, OWN_KEY, [true, true, true, true]),
+            (Action::KeysRevoke, OTHER_KEY, [true, true, false, false]),
+            (
+                Action::KeysRotate { immediate: false },
+                OTHER_KEY,
+                [true, true, false, false],
+            ),
+            (Action::UsersRead, Target::Listing, [true, true, true, true]),
+            (Action::UsersRead, member_user, [true, true, false, false]),
+            (
+                Action::UsersCreate,
+                Target::NewUser { role: Member },
+                [true, true, false, false],
+            ),
+            (
+                Action::UsersCreate,
+                Target::NewUser { role: Owner },
+                [true, false, false, false],
+            ),
+            (rename, member_user, [true, true, false, false]),
+            (rename, owner_user, [true, false, false, false]),
+            (rename, me(Member), [true, true, true, true]),
+            (Action::UsersDelete, member_user, [true, true, false, false]),
+            (Action::UsersDelete, owner_user, [true, false, false, false]),
+            (
+                Action::SessionsRevoke,
+                Target::Session {
+                    user_id: "usr_x",
+                    id: Some("ses_x"),
+                },
+                [true, true, false, false],
+            ),
+            (
+                Action::SessionsRevoke,
+                Target::Session {
+                    user_id: "usr_me",
+                    id: Some("ses_me"),
+                },
+                [true, true, true, true],
+            ),
+            (
+                Action::AuditRead,
+                Target::Listing,
+                [true, true, false, false],
+            ),
+        ];
+        for (action, target, expected) in rows {
+            for (role, allowed) in [Owner, Admin, Member, Service].into_iter().zip(expected) {
+                assert_eq!(
+                    authorize(&actor(role), action, target).is_ok(),
+                    allowed,
+                    "{role} {} {target:?}",
+                    action.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn nobody_revokes_their_own_credential_or_raises_their_role() {
+        for role in Role::ALL.iter().copied() {
+            let a = actor(role);
+            let current = Target::Key {
+                owner: "usr_me",
+                id: Some("key_mine"),
+            };
+            assert!(authorize(&a, Action::KeysRevoke, current).is_err());
+            assert!(authorize(&a, Action::KeysRotate { immediate: true }, current).is_err());
+            assert!(authorize(&a, Action::KeysRotate { immediate: false }, current).is_ok());
+            let me = Target::User { id: "usr_me", role };
+            let raise = Action::UsersUpdate {
+                role: Some(Role::Owner),
+                disable: false,
+            };
+            assert_eq!(authorize(&a, raise, me).is_ok(), role == Role::Owner);
+            let disable = Action::UsersUpdate {
+                role: None,
+                disable: true,
+            };
+            assert!(authorize(&a, disable, me).is_err());
+            assert!(authorize(&a, Action::UsersDelete, me).is_err());
+        }
+    }
+
+    #[test]
+    fn a_missing_scope_is_insufficient_scope_naming_it() {
+        let mut a = actor(Role::Owner);
+        a.scopes = Scopes::parse(["keys:read"]).unwrap();
+        assert!(authorize(&a, Action::KeysRead, Target::Listing).is_ok());
+        assert_eq!(
+            authorize(&a, Action::KeysCreate, OWN_KEY),
+            Err(Denial::InsufficientScope {
+                scope: "keys:write",
+                scheme: TokenType::Bearer
+            })
+        );
+    }
+}

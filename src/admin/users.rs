@@ -1,0 +1,172 @@
+//! Users through the admin API: list, get, create, update, soft delete, each checked against
+//! the caller and audited. An organization always keeps one enabled owner.
+
+use entity::user;
+
+use super::policy::{Action, Actor, Target};
+use super::{AdminError, parse_name};
+use crate::state::AppState;
+use crate::storage::page::{Page, PageRequest};
+use crate::storage::users::UserFilter;
+use crate::storage::{self};
+use crate::types::Role;
+
+/// A change to a user; absent fields stay as they are.
+#[derive(Clone, Debug, Default)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+}
+
+fn role_of(user: &user::Model) -> Result<Role, AdminError> {
+    user.role
+        .parse()
+        .map_err(|e: crate::types::ParseError| AdminError::Invalid(e.0))
+}
+
+pub async fn list(
+    state: &AppState,
+    actor: &Actor,
+    mut filter: UserFilter,
+    page: &PageRequest,
+) -> Result<Page<user::Model>, AdminError> {
+    actor.check(state, Action::UsersRead, Target::Listing)?;
+    if !actor.sees_everything() {
+        filter.user_id = Some(actor.user_id.clone());
+    }
+    Ok(storage::users::page(&state.storage, &actor.org.id, &filter, page).await?)
+}
+
+async fn find(state: &AppState, actor: &Actor, id: &str) -> Result<user::Model, AdminError> {
+    storage::users::get(&state.storage, &actor.org.id, id)
+        .await?
+        .ok_or_else(|| AdminError::UnknownUser(id.to_owned()))
+}
+
+pub async fn get(state: &AppState, actor: &Actor, id: &str) -> Result<user::Model, AdminError> {
+    let user = find(state, actor, id).await?;
+    let role = role_of(&user)?;
+    actor.check(state, Action::UsersRead, Target::User { id, role })?;
+    Ok(user)
+}
+
+pub async fn create(
+    state: &AppState,
+    actor: &Actor,
+    email: &str,
+    name: Option<String>,
+    role: Role,
+) -> Result<user::Model, AdminError> {
+    actor.check(state, Action::UsersCreate, Target::NewUser { role })?;
+    let user = super::create_user(
+        &state.storage,
+        state.clock.as_ref(),
+        &actor.org,
+        email,
+        name,
+        role,
+    )
+    .await?;
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("user"),
+        target_id: Some(user.id.clone()),
+        ..actor.event("user.created")
+    });
+    Ok(user)
+}
+
+/// Refuses a change that would leave the organization without an enabled owner.
+async fn keep_an_owner(
+    state: &AppState,
+    actor: &Actor,
+    user: &user::Model,
+) -> Result<(), AdminError> {
+    if user.role == Role::Owner.as_str()
+        && !user.disabled
+        && storage::users::count_active_owners(&state.storage, &actor.org.id).await? <= 1
+    {
+        return Err(AdminError::Conflict(
+            "this is the organization's last enabled owner: make another user owner first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Ends a user's sessions on every node (this one at once, others within 5 s).
+async fn end_sessions(state: &AppState, actor: &Actor, user_id: &str) -> Result<(), AdminError> {
+    let now = state.clock.now();
+    storage::sessions::revoke_for_user(&state.storage, &actor.org.id, user_id, now).await?;
+    state.revocations.forget_sessions();
+    Ok(())
+}
+
+pub async fn update(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    patch: UserPatch,
+) -> Result<user::Model, AdminError> {
+    let mut user = find(state, actor, id).await?;
+    let current = role_of(&user)?;
+    let disable = patch.disabled == Some(true) && !user.disabled;
+    let role = patch.role.filter(|r| *r != current);
+    actor.check(
+        state,
+        Action::UsersUpdate { role, disable },
+        Target::User { id, role: current },
+    )?;
+    if user.deleted_at.is_some() {
+        return Err(AdminError::Conflict(
+            "a deleted user cannot be changed".into(),
+        ));
+    }
+    if disable || role.is_some() {
+        keep_an_owner(state, actor, &user).await?;
+    }
+    if let Some(name) = &patch.name {
+        user.name = Some(parse_name(name, "name")?);
+    }
+    if let Some(role) = role {
+        user.role = role.as_str().to_owned();
+    }
+    if let Some(disabled) = patch.disabled {
+        user.disabled = disabled;
+    }
+    user.updated_at = state.clock.now();
+    let user = storage::users::update(&state.storage, user).await?;
+    if disable {
+        end_sessions(state, actor, &user.id).await?;
+    }
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("user"),
+        target_id: Some(user.id.clone()),
+        ..actor.event("user.updated")
+    });
+    Ok(user)
+}
+
+/// A soft delete: the row stays (disabled, `deleted_at` set), the user's sessions end and
+/// keys are revoked. Deleting a deleted user changes nothing.
+pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<(), AdminError> {
+    let mut user = find(state, actor, id).await?;
+    let role = role_of(&user)?;
+    actor.check(state, Action::UsersDelete, Target::User { id, role })?;
+    if user.deleted_at.is_some() {
+        return Ok(());
+    }
+    keep_an_owner(state, actor, &user).await?;
+    let now = state.clock.now();
+    user.disabled = true;
+    user.deleted_at = Some(now);
+    user.updated_at = now;
+    let user = storage::users::update(&state.storage, user).await?;
+    storage::api_keys::revoke_for_user(&state.storage, &actor.org.id, &user.id, now).await?;
+    end_sessions(state, actor, &user.id).await?;
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("user"),
+        target_id: Some(user.id),
+        ..actor.event("user.deleted")
+    });
+    Ok(())
+}

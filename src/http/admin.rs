@@ -1,0 +1,590 @@
+//! The admin API (DESIGN §5.6, docs/admin-api.md): request and response shapes and the
+//! `Idempotency-Key` handling of creating `POST`s. Every decision is made in
+//! [`crate::admin`]; handlers parse, call and render.
+
+use std::future::Future;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, SecondsFormat, Utc};
+use entity::{api_key, audit_event, session, user};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::extract::Authenticated;
+use super::handlers::request_meta;
+use crate::admin::keys::{CreateKey, Lifetime};
+use crate::admin::policy::Actor;
+use crate::admin::users::UserPatch;
+use crate::admin::{self, AdminError, CreatedKey, parse_duration};
+use crate::idempotency::{self, Begin};
+use crate::state::AppState;
+use crate::storage::api_keys::KeyFilter;
+use crate::storage::audit::EventFilter;
+use crate::storage::page::{Page, PageRequest};
+use crate::storage::sessions::SessionFilter;
+use crate::storage::users::UserFilter;
+use crate::types::{Environment, KeyStatus, Role, Scopes, SessionStatus, UserStatus};
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::invalid_request(format!(
+                "`{field}` must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"
+            ))
+        })
+}
+
+fn actor(caller: crate::auth::access::Caller, req: &HttpRequest) -> Result<Actor, ApiError> {
+    Actor::new(caller, request_meta(req)).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "your user has no role keygate knows",
+        )
+    })
+}
+
+fn page_request(limit: Option<u64>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
+    PageRequest::parse(limit, cursor).map_err(|e| ApiError::invalid_request(e.0))
+}
+
+fn page_json<T>(page: Page<T>, render: impl Fn(T) -> Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "data": page.items.into_iter().map(render).collect::<Vec<_>>(),
+        "next_cursor": page.next.map(|c| c.encode()),
+    }))
+}
+
+fn key_json(key: api_key::Model, now: DateTime<Utc>) -> Value {
+    let status = admin::keys::status(&key, now);
+    json!({
+        "api_key_id": key.id,
+        "user_id": key.user_id,
+        "name": key.name,
+        "scopes": key.scopes.split_ascii_whitespace().collect::<Vec<_>>(),
+        "environment": key.environment,
+        "status": status,
+        "created_at": rfc3339(key.created_at),
+        "expires_at": rfc3339(key.expires_at),
+        "revoked_at": key.revoked_at.map(rfc3339),
+        "last_used_at": key.last_used_at.map(rfc3339),
+    })
+}
+
+/// The field of a key response that holds the secret.
+const SECRET_FIELD: &str = "api_key";
+
+fn created_key_json(created: CreatedKey, now: DateTime<Utc>) -> Value {
+    let mut body = key_json(created.key, now);
+    if let Some(map) = body.as_object_mut() {
+        map.insert(SECRET_FIELD.into(), created.secret.expose().into());
+    }
+    body
+}
+
+fn user_json(user: user::Model, org: &str) -> Value {
+    json!({
+        "user_id": user.id,
+        "org": org,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role,
+        "disabled": user.disabled,
+        "created_at": rfc3339(user.created_at),
+        "updated_at": rfc3339(user.updated_at),
+        "deleted_at": user.deleted_at.map(rfc3339),
+    })
+}
+
+fn session_json(session: session::Model, now: DateTime<Utc>) -> Value {
+    let status = if session.revoked_at.is_some_and(|t| t <= now) {
+        SessionStatus::Revoked
+    } else if session.expires_at <= now {
+        SessionStatus::Expired
+    } else {
+        SessionStatus::Active
+    };
+    json!({
+        "session_id": session.id,
+        "user_id": session.user_id,
+        "api_key_id": session.api_key_id,
+        "actor_user_id": session.actor_user_id,
+        "dpop_bound": session.dpop_jkt.is_some(),
+        "scope": session.scope,
+        "status": status,
+        "created_at": rfc3339(session.created_at),
+        "expires_at": rfc3339(session.expires_at),
+        "refreshed_at": session.refreshed_at.map(rfc3339),
+        "revoked_at": session.revoked_at.map(rfc3339),
+    })
+}
+
+fn event_json(event: audit_event::Model, org: &str) -> Value {
+    json!({
+        "id": event.id,
+        "at": event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "org": org,
+        "action": event.action,
+        "outcome": event.outcome,
+        "reason": event.reason,
+        "actor_user_id": event.actor_user_id,
+        "actor_key_id": event.actor_key_id,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+    })
+}
+
+/// Runs a creating request at most once per `Idempotency-Key` (docs/admin-api.md).
+/// `run` answers the status and body of a success; `secret_field` names a field of it that
+/// is never stored nor replayed.
+async fn idempotent<F, Fut>(
+    state: &AppState,
+    actor: &Actor,
+    req: &HttpRequest,
+    body: &Value,
+    secret_field: Option<&'static str>,
+    run: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(StatusCode, Value), ApiError>>,
+{
+    let respond = |(status, body): (StatusCode, Value)| HttpResponse::build(status).json(body);
+    let Some(header) = req.headers().get("idempotency-key") else {
+        return run().await.map(respond);
+    };
+    let key =
+        idempotency::parse_key(header.as_bytes()).map_err(|e| ApiError::invalid_request(e.0))?;
+    let fingerprint = idempotency::fingerprint(req.method().as_str(), req.path(), body);
+    match idempotency::begin(state, &actor.org.id, &actor.user_id, key, fingerprint).await? {
+        Begin::Mismatch => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request; use a new key",
+        )),
+        Begin::InProgress => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a request with this Idempotency-Key is still being processed; retry later",
+        )),
+        Begin::Replay(stored) if stored.redacted => {
+            let id = stored
+                .body
+                .get("api_key_id")
+                .cloned()
+                .unwrap_or(Value::Null);
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "this request was already processed: the key it created is api_key_id; its secret was shown once and cannot be shown again (rotate the key for a new secret)",
+            )
+            .with_detail("api_key_id", id))
+        }
+        Begin::Replay(stored) => {
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            Ok(HttpResponse::build(status)
+                .insert_header(("idempotent-replayed", "true"))
+                .json(stored.body))
+        }
+        Begin::Run(ticket) => match run().await {
+            Ok((status, response)) => {
+                if let Err(err) = idempotency::finish(
+                    state,
+                    ticket,
+                    status.as_u16(),
+                    response.clone(),
+                    secret_field,
+                )
+                .await
+                {
+                    tracing::error!(error = %err, "storing an idempotent response failed");
+                }
+                Ok(respond((status, response)))
+            }
+            Err(err) => {
+                if let Err(e) = idempotency::abandon(state, ticket).await {
+                    tracing::error!(error = %e, "releasing an idempotency key failed");
+                }
+                Err(err)
+            }
+        },
+    }
+}
+
+// ---- API keys ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+    user_id: Option<String>,
+    status: Option<KeyStatus>,
+}
+
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    query: web::Query<KeyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let now = state.clock.now();
+    let filter = KeyFilter {
+        user_id: query.user_id,
+        status: query.status.map(|s| (s, now)),
+    };
+    let keys = admin::keys::list(&state, &actor, filter, &page).await?;
+    Ok(page_json(keys, |k| key_json(k, now)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    name: String,
+    user_id: Option<String>,
+    duration: Option<String>,
+    expires_at: Option<String>,
+    scopes: Option<Vec<String>>,
+    environment: Option<Environment>,
+}
+
+impl CreateKeyBody {
+    fn parse(self) -> Result<CreateKey, ApiError> {
+        let lifetime = match (self.duration, self.expires_at) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_request(
+                    "give either `duration` or `expires_at`, not both",
+                ));
+            }
+            (Some(d), None) => Lifetime::For(parse_duration(&d, "duration")?),
+            (None, Some(at)) => Lifetime::Until(parse_time(&at, "expires_at")?),
+            (None, None) => Lifetime::Default,
+        };
+        let scopes = self
+            .scopes
+            .map(|names| Scopes::parse(names.iter().map(String::as_str)))
+            .transpose()
+            .map_err(|e| ApiError::invalid_request(format!("`scopes`: {}", e.0)))?;
+        Ok(CreateKey {
+            name: self.name,
+            user_id: self.user_id,
+            lifetime,
+            scopes,
+            environment: self.environment.unwrap_or(Environment::Live),
+        })
+    }
+}
+
+pub async fn create_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    body: JsonBody<CreateKeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let input = body.value.parse()?;
+    idempotent(
+        &state,
+        &actor,
+        &req,
+        &body.json,
+        Some(SECRET_FIELD),
+        || async {
+            let created = admin::keys::create(&state, &actor, input).await?;
+            Ok((
+                StatusCode::CREATED,
+                created_key_json(created, state.clock.now()),
+            ))
+        },
+    )
+    .await
+}
+
+pub async fn get_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let key = admin::keys::get(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::Ok().json(key_json(key, state.clock.now())))
+}
+
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    admin::keys::revoke(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    grace_period: Option<String>,
+}
+
+pub async fn rotate_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: JsonBody<RotateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let grace = match &body.value.grace_period {
+        Some(text) if text.trim() == "0" => std::time::Duration::ZERO,
+        Some(text) => parse_duration(text, "grace_period")?,
+        None => std::time::Duration::ZERO,
+    };
+    idempotent(
+        &state,
+        &actor,
+        &req,
+        &body.json,
+        Some(SECRET_FIELD),
+        || async {
+            let created = admin::keys::rotate(&state, &actor, &path.1, grace).await?;
+            Ok((
+                StatusCode::CREATED,
+                created_key_json(created, state.clock.now()),
+            ))
+        },
+    )
+    .await
+}
+
+// ---- Users ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+    role: Option<Role>,
+    status: Option<UserStatus>,
+}
+
+pub async fn list_users(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    query: web::Query<UserQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let filter = UserFilter {
+        user_id: None,
+        role: query.role,
+        status: query.status,
+    };
+    let users = admin::users::list(&state, &actor, filter, &page).await?;
+    Ok(page_json(users, |u| user_json(u, &actor.org.slug)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    email: String,
+    name: Option<String>,
+    role: Option<Role>,
+}
+
+pub async fn create_user(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    body: JsonBody<CreateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let JsonBody { value, json } = body;
+    idempotent(&state, &actor, &req, &json, None, || async {
+        let role = value.role.unwrap_or(Role::Member);
+        let user = admin::users::create(&state, &actor, &value.email, value.name, role).await?;
+        Ok((StatusCode::CREATED, user_json(user, &actor.org.slug)))
+    })
+    .await
+}
+
+pub async fn get_user(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let user = admin::users::get(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::Ok().json(user_json(user, &actor.org.slug)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    name: Option<String>,
+    role: Option<Role>,
+    disabled: Option<bool>,
+}
+
+pub async fn update_user(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: JsonBody<UpdateUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let patch = UserPatch {
+        name: body.value.name,
+        role: body.value.role,
+        disabled: body.value.disabled,
+    };
+    let user = admin::users::update(&state, &actor, &path.1, patch).await?;
+    Ok(HttpResponse::Ok().json(user_json(user, &actor.org.slug)))
+}
+
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    admin::users::delete(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- Sessions ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+    user_id: Option<String>,
+    api_key_id: Option<String>,
+    status: Option<SessionStatus>,
+}
+
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    query: web::Query<SessionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let now = state.clock.now();
+    let filter = SessionFilter {
+        user_id: query.user_id,
+        api_key_id: query.api_key_id,
+        status: query.status.map(|s| (s, now)),
+    };
+    let sessions = admin::sessions::list(&state, &actor, filter, &page).await?;
+    Ok(page_json(sessions, |s| session_json(s, now)))
+}
+
+pub async fn revoke_session(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    admin::sessions::revoke(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+// ---- Audit events ----
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    target_id: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+pub async fn list_events(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req)?;
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let outcome = match query.outcome.as_deref() {
+        None => None,
+        Some("success") => Some("success"),
+        Some("failure") => Some("failure"),
+        Some(_) => {
+            return Err(ApiError::invalid_request(
+                "`outcome` must be `success` or `failure`",
+            ));
+        }
+    };
+    let filter = EventFilter {
+        actor: query.actor,
+        action: query.action,
+        outcome,
+        target_id: query.target_id,
+        since: query
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, "since"))
+            .transpose()?,
+        until: query
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, "until"))
+            .transpose()?,
+    };
+    let events = admin::events::list(&state, &actor, &filter, &page).await?;
+    Ok(page_json(events, |e| event_json(e, &actor.org.slug)))
+}
+
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::UnknownOrganization(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_organization",
+                err.to_string(),
+            ),
+            AdminError::UnknownUser(_)
+            | AdminError::UnknownKey(_)
+            | AdminError::UnknownSession(_) => ApiError::not_found(err.to_string()),
+            AdminError::Invalid(message) => ApiError::invalid_request(message),
+            AdminError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            AdminError::Denied(denial) => ApiError::denied(denial),
+            AdminError::Storage(e) => e.into(),
+        }
+    }
+}

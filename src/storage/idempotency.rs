@@ -1,0 +1,64 @@
+//! Remembered `Idempotency-Key`s: reserved before the request runs (the unique index makes
+//! a concurrent duplicate fail), completed with the response, released when it failed.
+
+use chrono::{DateTime, Utc};
+use entity::idempotency_key::{ActiveModel, Column, Entity, Model};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
+
+use super::{Result, Storage, StorageError};
+
+/// The outcome of trying to reserve a key.
+pub enum Reservation {
+    /// New: the caller runs the request, then completes or releases it.
+    Reserved(Model),
+    /// Seen before within its lifetime.
+    Existing(Model),
+}
+
+/// Reserves `row`'s key for its caller, forgetting the organization's expired keys first.
+pub async fn reserve(storage: &Storage, row: Model, now: DateTime<Utc>) -> Result<Reservation> {
+    Entity::delete_many()
+        .filter(Column::OrgId.eq(row.org_id.as_str()))
+        .filter(Column::ExpiresAt.lte(now))
+        .exec(storage.db())
+        .await?;
+    match ActiveModel::from(row.clone()).insert(storage.db()).await {
+        Ok(model) => Ok(Reservation::Reserved(model)),
+        Err(err) => match StorageError::from(err) {
+            StorageError::Conflict(_) => Entity::find()
+                .filter(Column::OrgId.eq(row.org_id.as_str()))
+                .filter(Column::ActorUserId.eq(row.actor_user_id.as_str()))
+                .filter(Column::IdemKey.eq(row.idem_key.as_str()))
+                .one(storage.db())
+                .await?
+                .map(Reservation::Existing)
+                .ok_or(StorageError::NotFound),
+            other => Err(other),
+        },
+    }
+}
+
+/// Stores the response of a reserved key's request.
+pub async fn complete(
+    storage: &Storage,
+    id: &str,
+    status: u16,
+    response: String,
+    redacted: bool,
+) -> Result<()> {
+    Entity::update_many()
+        .col_expr(Column::StatusCode, Expr::value(i32::from(status)))
+        .col_expr(Column::Response, Expr::value(response))
+        .col_expr(Column::Redacted, Expr::value(redacted))
+        .filter(Column::Id.eq(id))
+        .exec(storage.db())
+        .await?;
+    Ok(())
+}
+
+/// Forgets a reservation whose request failed, so a retry runs again.
+pub async fn release(storage: &Storage, id: &str) -> Result<()> {
+    Entity::delete_by_id(id).exec(storage.db()).await?;
+    Ok(())
+}
