@@ -124,6 +124,7 @@ pub async fn update(
     if disable || role.is_some() {
         keep_an_owner(state, actor, &user).await?;
     }
+    let before = user.clone();
     if let Some(name) = &patch.name {
         user.name = Some(parse_name(name, "name")?);
     }
@@ -132,6 +133,9 @@ pub async fn update(
     }
     if let Some(disabled) = patch.disabled {
         user.disabled = disabled;
+    }
+    if user == before {
+        return Ok(user);
     }
     user.updated_at = state.clock.now();
     let user = storage::users::update(&state.storage, user).await?;

@@ -44,6 +44,14 @@ pub async fn get(
         .await?)
 }
 
+/// Sessions not revoked by `at`: never revoked, or due to end later (a rotated key's grace
+/// period), which a revocation at `at` brings forward.
+fn not_ended_by(at: DateTime<Utc>) -> Condition {
+    Condition::any()
+        .add(session::Column::RevokedAt.is_null())
+        .add(session::Column::RevokedAt.gt(at))
+}
+
 /// Ends every open session of a key.
 pub async fn revoke_for_key(
     storage: &Storage,
@@ -55,7 +63,7 @@ pub async fn revoke_for_key(
         .col_expr(session::Column::RevokedAt, Expr::value(at))
         .filter(session::Column::OrgId.eq(org_id))
         .filter(session::Column::ApiKeyId.eq(key_id))
-        .filter(session::Column::RevokedAt.is_null())
+        .filter(not_ended_by(at))
         .exec(storage.db())
         .await?;
     Ok(res.rows_affected)
@@ -72,7 +80,7 @@ pub async fn revoke_for_user(
         .col_expr(session::Column::RevokedAt, Expr::value(at))
         .filter(session::Column::OrgId.eq(org_id))
         .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
+        .filter(not_ended_by(at))
         .exec(storage.db())
         .await?;
     Ok(res.rows_affected)
@@ -90,11 +98,7 @@ pub async fn revoke(
         .col_expr(session::Column::RevokedAt, Expr::value(at))
         .filter(session::Column::OrgId.eq(org_id))
         .filter(session::Column::Id.eq(session_id))
-        .filter(
-            Condition::any()
-                .add(session::Column::RevokedAt.is_null())
-                .add(session::Column::RevokedAt.gt(at)),
-        )
+        .filter(not_ended_by(at))
         .exec(storage.db())
         .await?;
     Ok(res.rows_affected == 1)
