@@ -5,6 +5,8 @@
 // A failed expectation in a test should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
+mod admin_helpers;
 mod binary;
 mod cli;
 mod dpop_flow;
