@@ -61,7 +61,10 @@ impl MemoryReplayStore {
 #[async_trait::async_trait]
 impl ReplayStore for MemoryReplayStore {
     async fn insert_if_absent(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError> {
-        Ok(self.cache.entry(key).or_insert(ttl).is_fresh())
+        // `or_insert_with`, not `or_insert`: moka's `or_insert` is a get followed by an
+        // insert, so two concurrent first uses could both see a fresh entry; `or_insert_with`
+        // goes through moka's value initializer, which lets exactly one caller insert.
+        Ok(self.cache.entry(key).or_insert_with(|| ttl).is_fresh())
     }
 }
 
@@ -96,25 +99,29 @@ mod tests {
 
     #[test]
     fn concurrent_inserts_of_one_key_succeed_once() {
-        let store = std::sync::Arc::new(MemoryReplayStore::new(1000));
-        let key = replay_key("k", "same");
-        let wins: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..16)
-                .map(|_| {
-                    let store = store.clone();
-                    s.spawn(move || {
-                        usize::from(
-                            store
-                                .cache
-                                .entry(key)
-                                .or_insert(Duration::from_secs(60))
-                                .is_fresh(),
-                        )
+        let store = std::sync::Arc::new(MemoryReplayStore::new(100_000));
+        for round in 0..100 {
+            let key = replay_key("k", &round.to_string());
+            let start = std::sync::Barrier::new(8);
+            let wins: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        let (store, start) = (store.clone(), &start);
+                        s.spawn(move || {
+                            let rt = tokio::runtime::Builder::new_current_thread()
+                                .build()
+                                .unwrap();
+                            start.wait();
+                            let fresh = rt
+                                .block_on(store.insert_if_absent(key, Duration::from_secs(60)))
+                                .unwrap();
+                            usize::from(fresh)
+                        })
                     })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(wins, 1);
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(wins, 1, "round {round}");
+        }
     }
 }
