@@ -22,6 +22,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub api_keys: ApiKeySettings,
     pub dpop: DpopSettings,
+    pub cross_org: CrossOrgSettings,
     pub secrets: SecretSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
@@ -36,6 +37,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             api_keys: ApiKeySettings::default(),
             dpop: DpopSettings::default(),
+            cross_org: CrossOrgSettings::default(),
             secrets: SecretSettings::default(),
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
@@ -126,6 +128,25 @@ impl Default for ApiKeySettings {
         Self {
             default_duration: Duration::from_secs(90 * 86_400),
             max_duration: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// Cross-organization access (DESIGN §5.5): its own rate limit, per source user.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrossOrgSettings {
+    /// Sustained cross-organization requests per second one user may make.
+    pub rate_per_second: u32,
+    /// Requests one user may make at once above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for CrossOrgSettings {
+    fn default() -> Self {
+        Self {
+            rate_per_second: 20,
+            burst: 40,
         }
     }
 }

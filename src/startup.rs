@@ -11,6 +11,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::audit::AuditLog;
+use crate::auth::cross_org::CrossOrg;
 use crate::auth::dpop::{Dpop, MemoryReplayStore, Nonces, PublicUrl};
 use crate::auth::revocation::Revocations;
 use crate::bootstrap::{self, BootstrapCredentials};
@@ -71,6 +72,7 @@ impl Application {
             Nonces::new(pepper.clone(), settings.dpop.nonce_window),
         );
         let state = AppState {
+            cross_org: CrossOrg::new(&settings.cross_org),
             settings: Arc::new(settings),
             audit: AuditLog::spawn(storage.clone(), clock.clone()),
             storage,

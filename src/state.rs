@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::audit::AuditLog;
+use crate::auth::cross_org::CrossOrg;
 use crate::auth::dpop::Dpop;
 use crate::auth::revocation::Revocations;
 use crate::clock::Clock;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub dpop: Dpop,
     /// Cached session and revoked-token lookups of protected requests.
     pub revocations: Arc<Revocations>,
+    /// Cross-organization grants (cached) and their rate limit.
+    pub cross_org: Arc<CrossOrg>,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.
     pub public_url: String,
 }

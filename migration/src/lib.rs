@@ -8,6 +8,7 @@ mod m20261123_000001_initial;
 mod m20261124_000001_org_dpop_policy;
 mod m20261124_000002_refresh_and_revocation;
 mod m20261130_000001_admin_api;
+mod m20261130_000002_cross_org_grants;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_org_dpop_policy::Migration),
             Box::new(m20261124_000002_refresh_and_revocation::Migration),
             Box::new(m20261130_000001_admin_api::Migration),
+            Box::new(m20261130_000002_cross_org_grants::Migration),
         ]
     }
 }

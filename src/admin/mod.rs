@@ -5,6 +5,7 @@
 //! Validation of names, emails and lifetimes happens here, once.
 
 pub mod events;
+pub mod grants;
 pub mod keys;
 pub mod policy;
 pub mod sessions;
@@ -35,6 +36,8 @@ pub enum AdminError {
     UnknownKey(String),
     #[error("no session `{0}` in this organization")]
     UnknownSession(String),
+    #[error("no cross-organization grant `{0}` in this organization")]
+    UnknownGrant(String),
     #[error("{0}")]
     Invalid(String),
     /// The request is valid but the resource's state refuses it (409).

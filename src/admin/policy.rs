@@ -19,7 +19,8 @@ pub struct Actor {
     pub org: organization::Model,
     /// The token's subject: when acting for another user, that user (with their rights).
     pub user_id: String,
-    /// The role as stored now, not as when the token was issued.
+    /// The role as stored now, not as when the token was issued (for a cross-organization
+    /// caller: the role its grant gives).
     pub role: Role,
     /// The token's scopes (names keygate does not know are ignored).
     pub scopes: Scopes,
@@ -31,24 +32,22 @@ pub struct Actor {
 }
 
 impl Actor {
-    /// `None` when the stored role is not one keygate knows (treated as no rights at all).
-    pub fn new(caller: Caller, meta: RequestMeta) -> Option<Self> {
-        let role = caller.user.role.parse().ok()?;
+    pub fn new(caller: Caller, meta: RequestMeta) -> Self {
         let known = caller
             .claims
             .scope
             .split_ascii_whitespace()
             .filter(|s| KNOWN_SCOPES.contains(s));
-        Some(Self {
+        Self {
             scopes: Scopes::parse(known).unwrap_or_default(),
-            role,
+            role: caller.role,
             user_id: caller.user.id,
             org: caller.org,
             key_id: caller.claims.client_id,
             session_id: caller.claims.sid,
             token_type: caller.token_type,
             meta,
-        })
+        }
     }
 
     /// Owners and admins see every item of a listing; others see their own.
@@ -78,6 +77,14 @@ pub enum Action {
     SessionsRead,
     SessionsRevoke,
     AuditRead,
+    GrantsRead,
+    /// `role`: the role the grant gives.
+    GrantsCreate {
+        role: Role,
+    },
+    GrantsRevoke {
+        role: Role,
+    },
 }
 
 impl Action {
@@ -95,6 +102,9 @@ impl Action {
             Action::SessionsRead => "sessions.read",
             Action::SessionsRevoke => "sessions.revoke",
             Action::AuditRead => "audit.read",
+            Action::GrantsRead => "grants.read",
+            Action::GrantsCreate { .. } => "grants.create",
+            Action::GrantsRevoke { .. } => "grants.revoke",
         }
     }
 
@@ -103,8 +113,12 @@ impl Action {
         match self {
             Action::KeysRead => "keys:read",
             Action::KeysCreate | Action::KeysRevoke | Action::KeysRotate { .. } => "keys:write",
-            Action::UsersRead | Action::SessionsRead => "users:read",
-            Action::UsersCreate | Action::UsersUpdate { .. } | Action::UsersDelete => "users:write",
+            Action::UsersRead | Action::SessionsRead | Action::GrantsRead => "users:read",
+            Action::UsersCreate
+            | Action::UsersUpdate { .. }
+            | Action::UsersDelete
+            | Action::GrantsCreate { .. }
+            | Action::GrantsRevoke { .. } => "users:write",
             Action::SessionsRevoke => "sessions:write",
             Action::AuditRead => "audit:read",
         }
@@ -127,6 +141,8 @@ pub enum Target<'a> {
         user_id: &'a str,
         id: Option<&'a str>,
     },
+    /// A cross-organization grant (`id: None`: one about to be created).
+    Grant { id: Option<&'a str> },
 }
 
 impl Target<'_> {
@@ -144,6 +160,7 @@ impl Target<'_> {
                 Some(if id.is_some() { "session" } else { "user" }),
                 Some(id.unwrap_or(user_id).to_string()),
             ),
+            Target::Grant { id } => (Some("cross_org_grant"), id.map(str::to_owned)),
         }
     }
 }
@@ -223,6 +240,11 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
     match actor.role {
         Role::Owner => Ok(()),
         Role::Admin => match (action, target) {
+            (Action::GrantsCreate { role } | Action::GrantsRevoke { role }, _)
+                if rank(role) > rank(Role::Member) =>
+            {
+                Err(deny("only an owner can manage a grant above member"))
+            }
             (Action::UsersCreate, Target::NewUser { role: Role::Owner })
             | (
                 Action::UsersUpdate {
@@ -244,7 +266,7 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 Target::Key { owner, .. } => is_self(owner),
                 Target::User { id, .. } => is_self(id),
                 Target::Session { user_id, .. } => is_self(user_id),
-                Target::NewUser { .. } => false,
+                Target::NewUser { .. } | Target::Grant { .. } => false,
             };
             match action {
                 Action::KeysRead
@@ -265,7 +287,12 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 Action::UsersUpdate { .. } if own => {
                     Err(deny("only an owner or admin can change roles"))
                 }
-                Action::UsersCreate | Action::UsersDelete | Action::AuditRead => Err(deny(
+                Action::UsersCreate
+                | Action::UsersDelete
+                | Action::AuditRead
+                | Action::GrantsRead
+                | Action::GrantsCreate { .. }
+                | Action::GrantsRevoke { .. } => Err(deny(
                     "only an owner or admin of the organization can do this",
                 )),
                 _ => Err(deny(

@@ -1,32 +1,81 @@
 //! Authenticating a request to a protected endpoint from its access token: the token
-//! verifies against the key set for the organization in the path, and its user and
-//! session are still active. Shared by every protected endpoint.
+//! verifies against the key set of the organization that issued it, its user and session
+//! are still active, and, when that organization is not the path's, the path's organization
+//! granted the user a role (DESIGN §5.5). Shared by every protected endpoint.
 
 use entity::{organization, user};
 
 use super::TokenType;
+use super::cross_org::CrossOrgError;
 use super::dpop::{DpopError, ProofCheck};
+use crate::audit::{AuditEvent, RequestMeta};
 use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
 use crate::tokens::{AccessClaims, Expectation, TokenError, verify};
+use crate::types::Role;
 
-/// The credential a request presented (parsed from `Authorization` by the HTTP layer).
+/// What `Authorization` carried (parsed by the HTTP layer).
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// `Bearer <token>` or `DPoP <token>`.
+    Token { scheme: TokenType, token: &'a str },
+    /// `Basic base64({org}_{user_id}:{token})` (DESIGN §5.5): a Bearer token of `org` that
+    /// identifies `user_id`.
+    Basic {
+        org: &'a str,
+        user_id: &'a str,
+        token: &'a str,
+    },
+}
+
+/// The credential a request presented, with what DPoP and the audit trail need.
 pub struct Presented<'a> {
-    pub scheme: TokenType,
-    pub token: &'a str,
+    pub credential: Credential<'a>,
+    /// `X-ORG-ID`: the organization that issued a Bearer token presented at a path of
+    /// another organization.
+    pub x_org_id: Option<&'a str>,
     /// Every `DPoP` header value.
     pub dpop: &'a [&'a [u8]],
     pub method: &'a str,
     pub path: &'a str,
+    pub meta: RequestMeta,
+}
+
+/// How a caller authenticated, as `/user/me` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Bearer,
+    Dpop,
+    Basic,
+    BasicCrossOrg,
+    BearerCrossOrg,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Bearer => "bearer",
+            AuthMethod::Dpop => "dpop",
+            AuthMethod::Basic => "basic",
+            AuthMethod::BasicCrossOrg => "basic_cross_org",
+            AuthMethod::BearerCrossOrg => "bearer_cross_org",
+        }
+    }
 }
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub claims: AccessClaims,
+    /// The organization of the path: where the caller is working.
     pub org: organization::Model,
+    /// The organization the caller's user belongs to (`org` unless cross-organization).
+    pub home_org: organization::Model,
     pub user: user::Model,
+    /// The caller's role in `org`: its own, or the one a cross-organization grant gives.
+    pub role: Role,
     pub token_type: TokenType,
+    pub auth_method: AuthMethod,
     /// The organization's DPoP policy (nonces are handed out on its responses).
     pub dpop_policy: DpopPolicy,
 }
@@ -49,6 +98,18 @@ pub enum AccessError {
     Dpop(#[from] DpopError),
     #[error("the session, user or organization of this token is no longer active")]
     Inactive,
+    #[error("the Basic credential is malformed: expected base64 of {{org}}_{{user_id}}:{{token}}")]
+    MalformedBasic,
+    #[error("the token does not identify the user named in the Basic username")]
+    BasicUserMismatch,
+    #[error("a DPoP-bound token cannot be used at another organization; use Bearer or Basic")]
+    CrossOrgNeedsBearer,
+    #[error("no such organization")]
+    UnknownOrganization,
+    #[error("X-ORG-ID names another organization than the Basic username")]
+    OrgHeaderMismatch,
+    #[error(transparent)]
+    CrossOrg(#[from] CrossOrgError),
     #[error("the access token has been revoked")]
     Revoked,
     #[error(transparent)]
@@ -78,19 +139,112 @@ pub async fn verify_for_org(
     Ok(claims)
 }
 
+/// Authenticates a request at a path of `org_slug`: the token verifies for the organization
+/// that issued it (the path's, or the Basic username's or `X-ORG-ID`'s), and when that is
+/// another organization, the path's organization must have granted the user a role.
 pub async fn authenticate(
     state: &AppState,
     org_slug: &str,
     presented: Presented<'_>,
 ) -> Result<Caller, AccessError> {
-    let token = presented.token;
+    let (home_slug, scheme, token, basic_user) = match presented.credential {
+        Credential::Token { scheme, token } => {
+            (presented.x_org_id.unwrap_or(org_slug), scheme, token, None)
+        }
+        Credential::Basic {
+            org,
+            user_id,
+            token,
+        } => (org, TokenType::Bearer, token, Some(user_id)),
+    };
+    if let (Credential::Basic { org, .. }, Some(x_org)) = (presented.credential, presented.x_org_id)
+        && x_org != org
+    {
+        return Err(AccessError::OrgHeaderMismatch);
+    }
+    let cross = home_slug != org_slug;
+    if cross && scheme == TokenType::DPoP {
+        return Err(AccessError::CrossOrgNeedsBearer);
+    }
+    let mut caller = authenticate_home(state, home_slug, scheme, token, &presented).await?;
+    if basic_user.is_some_and(|id| id != caller.user.id) {
+        return Err(AccessError::BasicUserMismatch);
+    }
+    caller.auth_method = match (basic_user.is_some(), cross, scheme) {
+        (true, false, _) => AuthMethod::Basic,
+        (true, true, _) => AuthMethod::BasicCrossOrg,
+        (false, true, _) => AuthMethod::BearerCrossOrg,
+        (false, false, TokenType::DPoP) => AuthMethod::Dpop,
+        (false, false, TokenType::Bearer) => AuthMethod::Bearer,
+    };
+    if !cross {
+        return Ok(caller);
+    }
+
+    let target = storage::orgs::by_slug(&state.storage, org_slug)
+        .await?
+        .ok_or(AccessError::UnknownOrganization)?;
+    let admitted = state
+        .cross_org
+        .admit(
+            &state.storage,
+            state.clock.now(),
+            &target,
+            &caller.home_org,
+            &caller.user,
+        )
+        .await;
+    if !matches!(
+        admitted,
+        Err(CrossOrgError::RateLimited | CrossOrgError::Storage(_))
+    ) {
+        audit_cross_org(state, &caller, &target, &presented, admitted.as_ref().err());
+    }
+    caller.role = admitted?;
+    caller.dpop_policy = state.dpop_policy(&target);
+    caller.org = target;
+    Ok(caller)
+}
+
+/// Records a cross-organization request in both organizations.
+fn audit_cross_org(
+    state: &AppState,
+    caller: &Caller,
+    target: &organization::Model,
+    presented: &Presented<'_>,
+    failure: Option<&CrossOrgError>,
+) {
+    for org_id in [&target.id, &caller.home_org.id] {
+        state.audit.record(AuditEvent {
+            org_id: Some(org_id.clone()),
+            action: "cross_org.access",
+            success: failure.is_none(),
+            reason: failure.map(|_| "permission_denied".to_owned()),
+            actor_user_id: Some(caller.user.id.clone()),
+            actor_key_id: Some(caller.claims.client_id.clone()),
+            target_type: Some("organization"),
+            target_id: Some(target.id.clone()),
+            meta: presented.meta.clone(),
+            ..AuditEvent::default()
+        });
+    }
+}
+
+/// Authenticates a token at the organization that issued it.
+async fn authenticate_home(
+    state: &AppState,
+    org_slug: &str,
+    scheme: TokenType,
+    token: &str,
+    presented: &Presented<'_>,
+) -> Result<Caller, AccessError> {
     let claims = verify_for_org(state, org_slug, token).await?;
     let org = storage::orgs::by_slug(&state.storage, org_slug)
         .await?
         .ok_or(AccessError::Inactive)?;
 
     let policy = state.dpop_policy(&org);
-    match (presented.scheme, &claims.cnf) {
+    match (scheme, &claims.cnf) {
         (TokenType::Bearer, Some(_)) => return Err(AccessError::BoundTokenAsBearer),
         (TokenType::Bearer, None) if policy.required => return Err(AccessError::DpopRequired),
         (TokenType::Bearer, None) => {}
@@ -115,6 +269,7 @@ pub async fn authenticate(
         .await?
         .filter(|u| !u.disabled)
         .ok_or(AccessError::Inactive)?;
+    let role = user.role.parse().map_err(|_| AccessError::Inactive)?;
     let now = state.clock.now();
     state
         .revocations
@@ -131,9 +286,12 @@ pub async fn authenticate(
     }
     Ok(Caller {
         claims,
+        home_org: org.clone(),
         org,
         user,
-        token_type: presented.scheme,
+        role,
+        token_type: scheme,
+        auth_method: AuthMethod::Bearer,
         dpop_policy: policy,
     })
 }

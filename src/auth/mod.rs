@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod credential;
+pub mod cross_org;
 pub mod dpop;
 pub mod revocation;
 pub mod session;

@@ -15,6 +15,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::extract::Authenticated;
 use super::handlers::request_meta;
+use crate::admin::grants::{Grant, NewGrant};
 use crate::admin::keys::{CreateKey, Lifetime};
 use crate::admin::policy::Actor;
 use crate::admin::users::UserPatch;
@@ -42,14 +43,8 @@ fn parse_time(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-fn actor(caller: crate::auth::access::Caller, req: &HttpRequest) -> Result<Actor, ApiError> {
-    Actor::new(caller, request_meta(req)).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
-            "your user has no role keygate knows",
-        )
-    })
+fn actor(caller: crate::auth::access::Caller, req: &HttpRequest) -> Actor {
+    Actor::new(caller, request_meta(req))
 }
 
 fn page_request(limit: Option<u64>, cursor: Option<&str>) -> Result<PageRequest, ApiError> {
@@ -239,7 +234,7 @@ pub async fn list_keys(
     req: HttpRequest,
     query: web::Query<KeyQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let now = state.clock.now();
@@ -295,7 +290,7 @@ pub async fn create_key(
     req: HttpRequest,
     body: JsonBody<CreateKeyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let input = body.value.parse()?;
     idempotent(
         &state,
@@ -320,7 +315,7 @@ pub async fn get_key(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let key = admin::keys::get(&state, &actor, &path.1).await?;
     Ok(HttpResponse::Ok().json(key_json(key, state.clock.now())))
 }
@@ -331,7 +326,7 @@ pub async fn revoke_key(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     admin::keys::revoke(&state, &actor, &path.1).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -349,7 +344,7 @@ pub async fn rotate_key(
     path: web::Path<(String, String)>,
     body: JsonBody<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let grace = match &body.value.grace_period {
         Some(text) if text.trim() == "0" => std::time::Duration::ZERO,
         Some(text) => parse_duration(text, "grace_period")?,
@@ -389,7 +384,7 @@ pub async fn list_users(
     req: HttpRequest,
     query: web::Query<UserQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let filter = UserFilter {
@@ -415,7 +410,7 @@ pub async fn create_user(
     req: HttpRequest,
     body: JsonBody<CreateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let JsonBody { value, json } = body;
     idempotent(&state, &actor, &req, &json, None, || async {
         let role = value.role.unwrap_or(Role::Member);
@@ -431,7 +426,7 @@ pub async fn get_user(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let user = admin::users::get(&state, &actor, &path.1).await?;
     Ok(HttpResponse::Ok().json(user_json(user, &actor.org.slug)))
 }
@@ -451,7 +446,7 @@ pub async fn update_user(
     path: web::Path<(String, String)>,
     body: JsonBody<UpdateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let patch = UserPatch {
         name: body.value.name,
         role: body.value.role,
@@ -467,7 +462,7 @@ pub async fn delete_user(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     admin::users::delete(&state, &actor, &path.1).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -490,7 +485,7 @@ pub async fn list_sessions(
     req: HttpRequest,
     query: web::Query<SessionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let now = state.clock.now();
@@ -509,7 +504,7 @@ pub async fn revoke_session(
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     admin::sessions::revoke(&state, &actor, &path.1).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -535,7 +530,7 @@ pub async fn list_events(
     req: HttpRequest,
     query: web::Query<EventQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = actor(caller, &req)?;
+    let actor = actor(caller, &req);
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let outcome = match query.outcome.as_deref() {
@@ -568,6 +563,98 @@ pub async fn list_events(
     Ok(page_json(events, |e| event_json(e, &actor.org.slug)))
 }
 
+// ---- Cross-organization grants ----
+
+fn grant_json(found: Grant, org: &str) -> Value {
+    let grant = found.grant;
+    json!({
+        "id": grant.id,
+        "org": org,
+        "source_org": found.source_org.slug,
+        "user_id": grant.user_id,
+        "role": grant.role,
+        "created_by": grant.created_by,
+        "created_at": rfc3339(grant.created_at),
+        "expires_at": grant.expires_at.map(rfc3339),
+        "revoked_at": grant.revoked_at.map(rfc3339),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+pub async fn list_grants(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let grants = admin::grants::list(&state, &actor, &page).await?;
+    Ok(page_json(grants, |g| grant_json(g, &actor.org.slug)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGrantBody {
+    source_org: String,
+    user_id: Option<String>,
+    role: Role,
+    expires_at: Option<String>,
+}
+
+pub async fn create_grant(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    body: JsonBody<CreateGrantBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    let JsonBody { value, json } = body;
+    let new = NewGrant {
+        source_org: value.source_org,
+        user_id: value.user_id,
+        role: value.role,
+        expires_at: value
+            .expires_at
+            .as_deref()
+            .map(|t| parse_time(t, "expires_at"))
+            .transpose()?,
+    };
+    idempotent(&state, &actor, &req, &json, None, || async {
+        let grant = admin::grants::create(&state, &actor, new).await?;
+        Ok((StatusCode::CREATED, grant_json(grant, &actor.org.slug)))
+    })
+    .await
+}
+
+pub async fn get_grant(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    let grant = admin::grants::get(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::Ok().json(grant_json(grant, &actor.org.slug)))
+}
+
+pub async fn revoke_grant(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    admin::grants::revoke(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 impl From<AdminError> for ApiError {
     fn from(err: AdminError) -> Self {
         match err {
@@ -578,7 +665,8 @@ impl From<AdminError> for ApiError {
             ),
             AdminError::UnknownUser(_)
             | AdminError::UnknownKey(_)
-            | AdminError::UnknownSession(_) => ApiError::not_found(err.to_string()),
+            | AdminError::UnknownSession(_)
+            | AdminError::UnknownGrant(_) => ApiError::not_found(err.to_string()),
             AdminError::Invalid(message) => ApiError::invalid_request(message),
             AdminError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)

@@ -20,6 +20,7 @@ use super::request_id;
 use crate::admin::policy::Denial;
 use crate::auth::TokenType;
 use crate::auth::access::AccessError;
+use crate::auth::cross_org::CrossOrgError;
 use crate::auth::dpop::{ALGS, DpopError};
 use crate::auth::signin::SigninError;
 use crate::storage::StorageError;
@@ -65,7 +66,7 @@ impl ApiError {
         match denial {
             Denial::InsufficientScope { scope, scheme } => {
                 let mut err = ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", &message)
-                    .challenge(scheme, "insufficient_scope", &message);
+                    .challenge(scheme.into(), "insufficient_scope", &message);
                 if let Some(challenge) = &mut err.www_authenticate {
                     challenge.push_str(&format!(", scope=\"{scope}\""));
                 }
@@ -112,40 +113,74 @@ impl ApiError {
     }
 
     /// A `WWW-Authenticate` challenge: RFC 6750 §3 for Bearer, RFC 9449 §7.1 for DPoP
-    /// (which also lists the accepted proof algorithms).
-    fn challenge(mut self, scheme: TokenType, error: &str, description: &str) -> Self {
+    /// (which also lists the accepted proof algorithms), RFC 7617 for Basic.
+    fn challenge(mut self, scheme: Challenge, error: &str, description: &str) -> Self {
         let description = description.replace(['"', '\\'], "'");
         self.www_authenticate = Some(match scheme {
-            TokenType::Bearer => format!(
+            Challenge::Bearer => format!(
                 "Bearer realm=\"keygate\", error=\"{error}\", error_description=\"{description}\""
             ),
-            TokenType::DPoP => format!(
+            Challenge::DPoP => format!(
                 "DPoP realm=\"keygate\", error=\"{error}\", algs=\"{ALGS}\", error_description=\"{description}\""
             ),
+            Challenge::Basic => "Basic realm=\"keygate\"".to_owned(),
         });
         self
     }
 
     /// A failed authentication at a protected endpoint: 401 with a challenge in the scheme
-    /// the client used (DPoP when the server requires it).
-    pub fn from_access(err: AccessError, scheme: TokenType, dpop_required: bool) -> Self {
+    /// the client used (DPoP when the server requires it); 403, 404 or 429 when the
+    /// credential was good but a cross-organization request may not go through.
+    pub fn from_access(err: AccessError, scheme: Challenge, dpop_required: bool) -> Self {
         let message = err.to_string();
         let (code, error, scheme) = match &err {
-            AccessError::Storage(_) | AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
+            AccessError::Storage(_)
+            | AccessError::CrossOrg(CrossOrgError::Storage(_))
+            | AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
                 return ApiError::internal(&err);
             }
-            AccessError::Dpop(DpopError::UseNonce) => {
-                ("use_dpop_nonce", "use_dpop_nonce", TokenType::DPoP)
+            AccessError::CrossOrg(CrossOrgError::NoGrant) => {
+                return ApiError::new(StatusCode::FORBIDDEN, "permission_denied", message);
             }
-            AccessError::Dpop(_) => ("invalid_dpop_proof", "invalid_dpop_proof", TokenType::DPoP),
-            AccessError::BoundTokenAsBearer | AccessError::DpopRequired => {
-                ("invalid_token", "invalid_token", TokenType::DPoP)
+            AccessError::CrossOrg(CrossOrgError::RateLimited) => {
+                return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+            }
+            AccessError::UnknownOrganization => {
+                return ApiError::new(StatusCode::NOT_FOUND, "unknown_organization", message);
+            }
+            AccessError::Dpop(DpopError::UseNonce) => {
+                ("use_dpop_nonce", "use_dpop_nonce", Challenge::DPoP)
+            }
+            AccessError::Dpop(_) => ("invalid_dpop_proof", "invalid_dpop_proof", Challenge::DPoP),
+            AccessError::BoundTokenAsBearer | AccessError::DpopRequired
+                if scheme != Challenge::Basic =>
+            {
+                ("invalid_token", "invalid_token", Challenge::DPoP)
             }
             AccessError::Token(TokenError::Expired) => ("expired_token", "invalid_token", scheme),
-            _ if dpop_required => ("invalid_token", "invalid_token", TokenType::DPoP),
+            _ if dpop_required && scheme != Challenge::Basic => {
+                ("invalid_token", "invalid_token", Challenge::DPoP)
+            }
             _ => ("invalid_token", "invalid_token", scheme),
         };
         ApiError::new(StatusCode::UNAUTHORIZED, code, &message).challenge(scheme, error, &message)
+    }
+}
+
+/// The authentication scheme a challenge is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    Bearer,
+    DPoP,
+    Basic,
+}
+
+impl From<TokenType> for Challenge {
+    fn from(t: TokenType) -> Self {
+        match t {
+            TokenType::Bearer => Challenge::Bearer,
+            TokenType::DPoP => Challenge::DPoP,
+        }
     }
 }
 

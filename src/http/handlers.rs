@@ -9,7 +9,6 @@ use super::extract::Authenticated;
 use super::request_id;
 use super::{WantsDpopNonce, current_nonce};
 use crate::audit::RequestMeta;
-use crate::auth::TokenType;
 use crate::auth::dpop::DpopError;
 use crate::auth::signin::{SigninError, SigninRequest, signin};
 use crate::state::AppState;
@@ -76,19 +75,17 @@ pub async fn signin_with_api_key(
         })))
 }
 
-/// DESIGN §5.3: who the caller is.
+/// DESIGN §5.3 and §5.5: who the caller is, where, and how it authenticated.
 pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
     let mut body = json!({
         "user_id": caller.user.id,
         "org": caller.org.slug,
+        "home_org": caller.home_org.slug,
         "email": caller.user.email,
-        "role": caller.user.role,
+        "role": caller.role,
         "session_id": caller.claims.sid,
         "token_type": caller.token_type.as_str(),
-        "auth_method": match caller.token_type {
-            TokenType::Bearer => "bearer",
-            TokenType::DPoP => "dpop",
-        },
+        "auth_method": caller.auth_method.as_str(),
         "scope": caller.claims.scope,
     });
     if let (Some(act), Some(map)) = (&caller.claims.act, body.as_object_mut()) {

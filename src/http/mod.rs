@@ -117,7 +117,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/sessions").route(web::get().to(admin::list_sessions)))
                 .service(resource("/sessions/{id}").route(web::delete().to(admin::revoke_session)))
-                .service(resource("/audit_events").route(web::get().to(admin::list_events))),
+                .service(resource("/audit_events").route(web::get().to(admin::list_events)))
+                .service(
+                    resource("/cross_org_grants")
+                        .route(web::get().to(admin::list_grants))
+                        .route(web::post().to(admin::create_grant)),
+                )
+                .service(
+                    resource("/cross_org_grants/{id}")
+                        .route(web::get().to(admin::get_grant))
+                        .route(web::delete().to(admin::revoke_grant)),
+                ),
         )
         .default_service(web::to(handlers::not_found));
 }

@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod cross_org_grants;
 pub mod idempotency;
 pub mod orgs;
 pub mod page;

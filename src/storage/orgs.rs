@@ -19,6 +19,10 @@ pub async fn by_slug(storage: &Storage, slug: &str) -> Result<Option<Model>> {
         .await?)
 }
 
+pub async fn by_id(storage: &Storage, id: &str) -> Result<Option<Model>> {
+    Ok(Entity::find_by_id(id).one(storage.db()).await?)
+}
+
 pub async fn list(storage: &Storage) -> Result<Vec<Model>> {
     Ok(Entity::find()
         .order_by_asc(Column::Slug)

@@ -148,7 +148,7 @@ async fn signin_with_proof(app: &TestApp, proof: Option<&str>) -> reqwest::Respo
 }
 
 /// Signs in bound to `key`; returns the access token.
-async fn bound_token(app: &TestApp, key: &DpopKey) -> String {
+pub async fn bound_token(app: &TestApp, key: &DpopKey) -> String {
     let proof = key.proof(app, "POST", SIGNIN, None);
     let (status, body) = json(signin_with_proof(app, Some(&proof)).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -9,6 +9,7 @@ mod admin;
 mod admin_helpers;
 mod binary;
 mod cli;
+mod cross_org;
 mod dpop_flow;
 mod helpers;
 mod jwks;
