@@ -23,6 +23,7 @@ pub struct Settings {
     pub api_keys: ApiKeySettings,
     pub dpop: DpopSettings,
     pub cross_org: CrossOrgSettings,
+    pub federation: FederationSettings,
     pub secrets: SecretSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
@@ -38,6 +39,7 @@ impl Default for Settings {
             api_keys: ApiKeySettings::default(),
             dpop: DpopSettings::default(),
             cross_org: CrossOrgSettings::default(),
+            federation: FederationSettings::default(),
             secrets: SecretSettings::default(),
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
@@ -147,6 +149,32 @@ impl Default for CrossOrgSettings {
         Self {
             rate_per_second: 20,
             burst: 40,
+        }
+    }
+}
+
+/// Trusted identity providers (DESIGN §5.5.1): fetching and caching their JWKS.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationSettings {
+    /// The least time between two fetches of one provider's JWKS (an unknown `kid`
+    /// triggers at most one fetch per this period; so does a failure's log line).
+    #[serde(with = "humantime_serde")]
+    pub jwks_cooldown: Duration,
+    /// Cached keys older than this are refetched (and kept when the provider is down).
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
+    /// How long one JWKS fetch may take.
+    #[serde(with = "humantime_serde")]
+    pub http_timeout: Duration,
+}
+
+impl Default for FederationSettings {
+    fn default() -> Self {
+        Self {
+            jwks_cooldown: Duration::from_secs(30),
+            jwks_max_age: Duration::from_secs(3600),
+            http_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -13,6 +13,7 @@ use tracing_actix_web::TracingLogger;
 use crate::audit::AuditLog;
 use crate::auth::cross_org::CrossOrg;
 use crate::auth::dpop::{Dpop, MemoryReplayStore, Nonces, PublicUrl};
+use crate::auth::federation::Federation;
 use crate::auth::revocation::Revocations;
 use crate::bootstrap::{self, BootstrapCredentials};
 use crate::clock::Clock;
@@ -73,6 +74,8 @@ impl Application {
         );
         let state = AppState {
             cross_org: CrossOrg::new(&settings.cross_org),
+            federation: Federation::new(&settings.federation)
+                .context("building the identity providers' HTTP client")?,
             settings: Arc::new(settings),
             audit: AuditLog::spawn(storage.clone(), clock.clone()),
             storage,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::audit::AuditLog;
 use crate::auth::cross_org::CrossOrg;
 use crate::auth::dpop::Dpop;
+use crate::auth::federation::Federation;
 use crate::auth::revocation::Revocations;
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub revocations: Arc<Revocations>,
     /// Cross-organization grants (cached) and their rate limit.
     pub cross_org: Arc<CrossOrg>,
+    /// Trusted identity providers' keys, fetched and cached.
+    pub federation: Arc<Federation>,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.
     pub public_url: String,
 }

@@ -13,4 +13,5 @@ pub mod refresh_token;
 pub mod revoked_token;
 pub mod session;
 pub mod signing_key;
+pub mod trusted_issuer;
 pub mod user;

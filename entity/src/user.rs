@@ -18,6 +18,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Set by a soft delete: the row stays for the audit trail, the user stays disabled.
     pub deleted_at: Option<DateTimeUtc>,
+    /// The subject a trusted identity provider knows this user by (unique per organization).
+    pub external_subject: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

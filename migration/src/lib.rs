@@ -9,6 +9,7 @@ mod m20261124_000001_org_dpop_policy;
 mod m20261124_000002_refresh_and_revocation;
 mod m20261130_000001_admin_api;
 mod m20261130_000002_cross_org_grants;
+mod m20261130_000003_trusted_issuers;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_refresh_and_revocation::Migration),
             Box::new(m20261130_000001_admin_api::Migration),
             Box::new(m20261130_000002_cross_org_grants::Migration),
+            Box::new(m20261130_000003_trusted_issuers::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod grants;
+pub mod issuers;
 pub mod keys;
 pub mod policy;
 pub mod sessions;
@@ -38,6 +39,8 @@ pub enum AdminError {
     UnknownSession(String),
     #[error("no cross-organization grant `{0}` in this organization")]
     UnknownGrant(String),
+    #[error("no trusted identity provider `{0}` in this organization")]
+    UnknownIssuer(String),
     #[error("{0}")]
     Invalid(String),
     /// The request is valid but the resource's state refuses it (409).
@@ -94,7 +97,7 @@ impl policy::Actor {
             action,
             success: true,
             actor_user_id: Some(self.user_id.clone()),
-            actor_key_id: Some(self.key_id.clone()),
+            actor_key_id: self.key_id.clone(),
             meta: self.meta.clone(),
             ..AuditEvent::default()
         }
@@ -250,6 +253,7 @@ pub async fn create_user(
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        external_subject: None,
     };
     storage::users::insert(storage, user)
         .await

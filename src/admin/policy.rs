@@ -24,9 +24,9 @@ pub struct Actor {
     pub role: Role,
     /// The token's scopes (names keygate does not know are ignored).
     pub scopes: Scopes,
-    /// The API key the request authenticated with (the token's `client_id`).
-    pub key_id: String,
-    pub session_id: String,
+    /// The API key the request authenticated with (the token's `client_id`; `None` for an
+    /// identity provider's token).
+    pub key_id: Option<String>,
     pub token_type: TokenType,
     pub meta: RequestMeta,
 }
@@ -34,7 +34,7 @@ pub struct Actor {
 impl Actor {
     pub fn new(caller: Caller, meta: RequestMeta) -> Self {
         let known = caller
-            .claims
+            .token
             .scope
             .split_ascii_whitespace()
             .filter(|s| KNOWN_SCOPES.contains(s));
@@ -43,8 +43,7 @@ impl Actor {
             role: caller.role,
             user_id: caller.user.id,
             org: caller.org,
-            key_id: caller.claims.client_id,
-            session_id: caller.claims.sid,
+            key_id: caller.token.client_id,
             token_type: caller.token_type,
             meta,
         }
@@ -68,10 +67,12 @@ pub enum Action {
     },
     UsersRead,
     UsersCreate,
-    /// `role`: the new role, when it changes; `disable`: whether the user is being disabled.
+    /// `role`: the new role, when it changes; `disable`: whether the user is being disabled;
+    /// `link`: whether the user's `external_subject` (its identity-provider login) changes.
     UsersUpdate {
         role: Option<Role>,
         disable: bool,
+        link: bool,
     },
     UsersDelete,
     SessionsRead,
@@ -85,6 +86,9 @@ pub enum Action {
     GrantsRevoke {
         role: Role,
     },
+    IssuersRead,
+    /// Registering or removing a trusted identity provider.
+    IssuersWrite,
 }
 
 impl Action {
@@ -105,6 +109,8 @@ impl Action {
             Action::GrantsRead => "grants.read",
             Action::GrantsCreate { .. } => "grants.create",
             Action::GrantsRevoke { .. } => "grants.revoke",
+            Action::IssuersRead => "trusted_issuers.read",
+            Action::IssuersWrite => "trusted_issuers.write",
         }
     }
 
@@ -113,12 +119,15 @@ impl Action {
         match self {
             Action::KeysRead => "keys:read",
             Action::KeysCreate | Action::KeysRevoke | Action::KeysRotate { .. } => "keys:write",
-            Action::UsersRead | Action::SessionsRead | Action::GrantsRead => "users:read",
+            Action::UsersRead | Action::SessionsRead | Action::GrantsRead | Action::IssuersRead => {
+                "users:read"
+            }
             Action::UsersCreate
             | Action::UsersUpdate { .. }
             | Action::UsersDelete
             | Action::GrantsCreate { .. }
-            | Action::GrantsRevoke { .. } => "users:write",
+            | Action::GrantsRevoke { .. }
+            | Action::IssuersWrite => "users:write",
             Action::SessionsRevoke => "sessions:write",
             Action::AuditRead => "audit:read",
         }
@@ -143,6 +152,8 @@ pub enum Target<'a> {
     },
     /// A cross-organization grant (`id: None`: one about to be created).
     Grant { id: Option<&'a str> },
+    /// A trusted identity provider (`id: None`: one about to be registered).
+    Issuer { id: Option<&'a str> },
 }
 
 impl Target<'_> {
@@ -161,6 +172,7 @@ impl Target<'_> {
                 Some(id.unwrap_or(user_id).to_string()),
             ),
             Target::Grant { id } => (Some("cross_org_grant"), id.map(str::to_owned)),
+            Target::Issuer { id } => (Some("trusted_issuer"), id.map(str::to_owned)),
         }
     }
 }
@@ -208,13 +220,15 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
     // Rules for everyone, whatever the role.
     let is_self = |id: &str| id == actor.user_id;
     match (action, target) {
-        (Action::KeysRevoke, Target::Key { id: Some(id), .. }) if id == actor.key_id => {
+        (Action::KeysRevoke, Target::Key { id: Some(id), .. })
+            if Some(id) == actor.key_id.as_deref() =>
+        {
             return Err(deny(
                 "you cannot revoke the API key this request authenticated with",
             ));
         }
         (Action::KeysRotate { immediate: true }, Target::Key { id: Some(id), .. })
-            if id == actor.key_id =>
+            if Some(id) == actor.key_id.as_deref() =>
         {
             return Err(deny(
                 "rotating the API key this request authenticated with needs a grace_period above 0s",
@@ -240,6 +254,9 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
     match actor.role {
         Role::Owner => Ok(()),
         Role::Admin => match (action, target) {
+            (Action::IssuersWrite, _) => Err(deny(
+                "only an owner can change which identity providers the organization trusts",
+            )),
             (Action::GrantsCreate { role } | Action::GrantsRevoke { role }, _)
                 if rank(role) > rank(Role::Member) =>
             {
@@ -266,7 +283,7 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 Target::Key { owner, .. } => is_self(owner),
                 Target::User { id, .. } => is_self(id),
                 Target::Session { user_id, .. } => is_self(user_id),
-                Target::NewUser { .. } | Target::Grant { .. } => false,
+                Target::NewUser { .. } | Target::Grant { .. } | Target::Issuer { .. } => false,
             };
             match action {
                 Action::KeysRead
@@ -283,16 +300,19 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 Action::UsersUpdate {
                     role: None,
                     disable: false,
+                    link: false,
                 } if own && !matches!(target, Target::Listing) => Ok(()),
-                Action::UsersUpdate { .. } if own => {
-                    Err(deny("only an owner or admin can change roles"))
-                }
+                Action::UsersUpdate { .. } if own => Err(deny(
+                    "only an owner or admin can change roles or identity-provider links",
+                )),
                 Action::UsersCreate
                 | Action::UsersDelete
                 | Action::AuditRead
                 | Action::GrantsRead
                 | Action::GrantsCreate { .. }
-                | Action::GrantsRevoke { .. } => Err(deny(
+                | Action::GrantsRevoke { .. }
+                | Action::IssuersRead
+                | Action::IssuersWrite => Err(deny(
                     "only an owner or admin of the organization can do this",
                 )),
                 _ => Err(deny(
@@ -320,8 +340,7 @@ mod tests {
             user_id: "usr_me".into(),
             role,
             scopes: Scopes::all(),
-            key_id: "key_mine".into(),
-            session_id: "ses_1".into(),
+            key_id: Some("key_mine".into()),
             token_type: TokenType::Bearer,
             meta: RequestMeta::default(),
         }
@@ -351,6 +370,12 @@ mod tests {
         let rename = Action::UsersUpdate {
             role: None,
             disable: false,
+            link: false,
+        };
+        let link = Action::UsersUpdate {
+            role: None,
+            disable: false,
+            link: true,
         };
         // (action, target, [owner, admin, member, service])
         let rows: Vec<(Action, Target<'_>, [bool; 4])> = vec![
@@ -379,6 +404,18 @@ mod tests {
             (rename, member_user, [true, true, false, false]),
             (rename, owner_user, [true, false, false, false]),
             (rename, me(Member), [true, true, true, true]),
+            (link, me(Member), [true, true, false, false]),
+            (link, member_user, [true, true, false, false]),
+            (
+                Action::IssuersRead,
+                Target::Listing,
+                [true, true, false, false],
+            ),
+            (
+                Action::IssuersWrite,
+                Target::Issuer { id: None },
+                [true, false, false, false],
+            ),
             (Action::UsersDelete, member_user, [true, true, false, false]),
             (Action::UsersDelete, owner_user, [true, false, false, false]),
             (
@@ -430,11 +467,13 @@ mod tests {
             let raise = Action::UsersUpdate {
                 role: Some(Role::Owner),
                 disable: false,
+                link: false,
             };
             assert_eq!(authorize(&a, raise, me).is_ok(), role == Role::Owner);
             let disable = Action::UsersUpdate {
                 role: None,
                 disable: true,
+                link: false,
             };
             assert!(authorize(&a, disable, me).is_err());
             assert!(authorize(&a, Action::UsersDelete, me).is_err());

@@ -17,6 +17,19 @@ pub struct UserPatch {
     pub name: Option<String>,
     pub role: Option<Role>,
     pub disabled: Option<bool>,
+    /// `Some(None)` removes the user's identity-provider subject.
+    pub external_subject: Option<Option<String>>,
+}
+
+/// A subject as identity providers issue them: 1 to 255 visible characters.
+fn parse_external_subject(subject: &str) -> Result<String, AdminError> {
+    if (1..=255).contains(&subject.len()) && !subject.chars().any(char::is_control) {
+        Ok(subject.to_owned())
+    } else {
+        Err(AdminError::Invalid(
+            "`external_subject` must be 1 to 255 characters, without control characters".into(),
+        ))
+    }
 }
 
 fn role_of(user: &user::Model) -> Result<Role, AdminError> {
@@ -111,9 +124,20 @@ pub async fn update(
     let current = role_of(&user)?;
     let disable = patch.disabled == Some(true) && !user.disabled;
     let role = patch.role.filter(|r| *r != current);
+    let external_subject = patch
+        .external_subject
+        .map(|s| s.map(|s| parse_external_subject(&s)).transpose())
+        .transpose()?;
+    let link = external_subject
+        .as_ref()
+        .is_some_and(|s| *s != user.external_subject);
     actor.check(
         state,
-        Action::UsersUpdate { role, disable },
+        Action::UsersUpdate {
+            role,
+            disable,
+            link,
+        },
         Target::User { id, role: current },
     )?;
     if user.deleted_at.is_some() {
@@ -134,11 +158,21 @@ pub async fn update(
     if let Some(disabled) = patch.disabled {
         user.disabled = disabled;
     }
+    if let Some(subject) = external_subject {
+        user.external_subject = subject;
+    }
     if user == before {
         return Ok(user);
     }
     user.updated_at = state.clock.now();
-    let user = storage::users::update(&state.storage, user).await?;
+    let user = storage::users::update(&state.storage, user)
+        .await
+        .map_err(|e| match e {
+            storage::StorageError::Conflict(_) => AdminError::Conflict(
+                "another user of this organization has this external_subject".into(),
+            ),
+            other => other.into(),
+        })?;
     if disable {
         end_sessions(state, actor, &user.id).await?;
     }

@@ -8,11 +8,12 @@ use entity::{organization, user};
 use super::TokenType;
 use super::cross_org::CrossOrgError;
 use super::dpop::{DpopError, ProofCheck};
+use super::federation::{self, FederationError};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
 use crate::tokens::{AccessClaims, Expectation, TokenError, verify};
-use crate::types::Role;
+use crate::types::{Role, Scopes};
 
 /// What `Authorization` carried (parsed by the HTTP layer).
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +50,8 @@ pub enum AuthMethod {
     Basic,
     BasicCrossOrg,
     BearerCrossOrg,
+    /// Basic with a trusted identity provider's token, in the user's own organization.
+    BasicFederated,
 }
 
 impl AuthMethod {
@@ -59,14 +62,29 @@ impl AuthMethod {
             AuthMethod::Basic => "basic",
             AuthMethod::BasicCrossOrg => "basic_cross_org",
             AuthMethod::BearerCrossOrg => "bearer_cross_org",
+            AuthMethod::BasicFederated => "basic_federated",
         }
     }
+}
+
+/// What the presented token says about the caller's session and rights.
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    /// The session (`sid`); `None` for an identity provider's token.
+    pub session_id: Option<String>,
+    /// The API key that opened the session (`client_id`); `None` for an identity provider's
+    /// token.
+    pub client_id: Option<String>,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// The user acting for the subject (`act.sub`).
+    pub act: Option<String>,
 }
 
 /// An authenticated caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub claims: AccessClaims,
+    pub token: TokenInfo,
     /// The organization of the path: where the caller is working.
     pub org: organization::Model,
     /// The organization the caller's user belongs to (`org` unless cross-organization).
@@ -110,6 +128,8 @@ pub enum AccessError {
     OrgHeaderMismatch,
     #[error(transparent)]
     CrossOrg(#[from] CrossOrgError),
+    #[error(transparent)]
+    Federation(#[from] FederationError),
     #[error("the access token has been revoked")]
     Revoked,
     #[error(transparent)]
@@ -166,11 +186,20 @@ pub async fn authenticate(
     if cross && scheme == TokenType::DPoP {
         return Err(AccessError::CrossOrgNeedsBearer);
     }
-    let mut caller = authenticate_home(state, home_slug, scheme, token, &presented).await?;
+    // A Basic password that keygate did not issue for that organization may be a trusted
+    // identity provider's token (DESIGN §5.5.1).
+    let federated = basic_user.is_some()
+        && federation::unverified_issuer(token).is_none_or(|iss| iss != state.issuer(home_slug));
+    let mut caller = if federated {
+        authenticate_federated(state, home_slug, token).await?
+    } else {
+        authenticate_home(state, home_slug, scheme, token, &presented).await?
+    };
     if basic_user.is_some_and(|id| id != caller.user.id) {
         return Err(AccessError::BasicUserMismatch);
     }
     caller.auth_method = match (basic_user.is_some(), cross, scheme) {
+        (true, false, _) if federated => AuthMethod::BasicFederated,
         (true, false, _) => AuthMethod::Basic,
         (true, true, _) => AuthMethod::BasicCrossOrg,
         (false, true, _) => AuthMethod::BearerCrossOrg,
@@ -221,13 +250,60 @@ fn audit_cross_org(
             success: failure.is_none(),
             reason: failure.map(|_| "permission_denied".to_owned()),
             actor_user_id: Some(caller.user.id.clone()),
-            actor_key_id: Some(caller.claims.client_id.clone()),
+            actor_key_id: caller.token.client_id.clone(),
             target_type: Some("organization"),
             target_id: Some(target.id.clone()),
             meta: presented.meta.clone(),
             ..AuditEvent::default()
         });
     }
+}
+
+/// Authenticates a trusted identity provider's token for a user of `org_slug`.
+async fn authenticate_federated(
+    state: &AppState,
+    org_slug: &str,
+    token: &str,
+) -> Result<Caller, AccessError> {
+    let org = storage::orgs::by_slug(&state.storage, org_slug)
+        .await?
+        .ok_or(AccessError::Inactive)?;
+    let policy = state.dpop_policy(&org);
+    if policy.required {
+        return Err(AccessError::DpopRequired);
+    }
+    let iss = federation::unverified_issuer(token).ok_or(FederationError::Malformed)?;
+    let issuer = storage::trusted_issuers::by_issuer(&state.storage, &org.id, &iss)
+        .await?
+        .ok_or(FederationError::UntrustedIssuer)?;
+    let user = state
+        .federation
+        .verify(
+            &state.storage,
+            &org,
+            &issuer,
+            token,
+            state.clock.now(),
+            state.settings.tokens.leeway,
+        )
+        .await?;
+    let role = user.role.parse().map_err(|_| AccessError::Inactive)?;
+    Ok(Caller {
+        token: TokenInfo {
+            session_id: None,
+            client_id: None,
+            // The provider's token carries no keygate scopes: the user's role governs.
+            scope: Scopes::all().to_string(),
+            act: None,
+        },
+        home_org: org.clone(),
+        org,
+        user,
+        role,
+        token_type: TokenType::Bearer,
+        auth_method: AuthMethod::BasicFederated,
+        dpop_policy: policy,
+    })
 }
 
 /// Authenticates a token at the organization that issued it.
@@ -285,7 +361,12 @@ async fn authenticate_home(
         return Err(AccessError::Revoked);
     }
     Ok(Caller {
-        claims,
+        token: TokenInfo {
+            session_id: Some(claims.sid),
+            client_id: Some(claims.client_id),
+            scope: claims.scope,
+            act: claims.act.map(|a| a.sub),
+        },
         home_org: org.clone(),
         org,
         user,

@@ -5,6 +5,7 @@ pub mod access;
 pub mod credential;
 pub mod cross_org;
 pub mod dpop;
+pub mod federation;
 pub mod revocation;
 pub mod session;
 pub mod signin;

@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::extract::Authenticated;
 use super::handlers::request_meta;
 use crate::admin::grants::{Grant, NewGrant};
+use crate::admin::issuers::NewIssuer;
 use crate::admin::keys::{CreateKey, Lifetime};
 use crate::admin::policy::Actor;
 use crate::admin::users::UserPatch;
@@ -96,6 +97,7 @@ fn user_json(user: user::Model, org: &str) -> Value {
         "created_at": rfc3339(user.created_at),
         "updated_at": rfc3339(user.updated_at),
         "deleted_at": user.deleted_at.map(rfc3339),
+        "external_subject": user.external_subject,
     })
 }
 
@@ -437,6 +439,18 @@ pub struct UpdateUserBody {
     name: Option<String>,
     role: Option<Role>,
     disabled: Option<bool>,
+    /// Absent: unchanged; `null`: removed.
+    #[serde(default, deserialize_with = "present")]
+    external_subject: Option<Option<String>>,
+}
+
+/// Tells a member that is `null` (`Some(None)`) from one that is absent (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 pub async fn update_user(
@@ -451,6 +465,7 @@ pub async fn update_user(
         name: body.value.name,
         role: body.value.role,
         disabled: body.value.disabled,
+        external_subject: body.value.external_subject,
     };
     let user = admin::users::update(&state, &actor, &path.1, patch).await?;
     Ok(HttpResponse::Ok().json(user_json(user, &actor.org.slug)))
@@ -655,6 +670,89 @@ pub async fn revoke_grant(
     Ok(HttpResponse::NoContent().finish())
 }
 
+// ---- Trusted identity providers ----
+
+fn issuer_json(issuer: entity::trusted_issuer::Model) -> Value {
+    json!({
+        "id": issuer.id,
+        "issuer": issuer.issuer,
+        "jwks_uri": issuer.jwks_uri,
+        "jwks": issuer.jwks.and_then(|j| serde_json::from_str::<Value>(&j).ok()),
+        "audience": issuer.audience,
+        "subject_claim": issuer.subject_claim,
+        "algorithms": issuer.algorithms.split_ascii_whitespace().collect::<Vec<_>>(),
+        "created_at": rfc3339(issuer.created_at),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIssuerBody {
+    issuer: String,
+    jwks_uri: Option<String>,
+    jwks: Option<Value>,
+    audience: String,
+    subject_claim: Option<String>,
+    algorithms: Vec<String>,
+}
+
+pub async fn list_issuers(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let issuers = admin::issuers::list(&state, &actor, &page).await?;
+    Ok(page_json(issuers, issuer_json))
+}
+
+pub async fn create_issuer(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    body: JsonBody<CreateIssuerBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    let JsonBody { value, json } = body;
+    let new = NewIssuer {
+        issuer: value.issuer,
+        jwks_uri: value.jwks_uri,
+        jwks: value.jwks.map(|j| j.to_string()),
+        audience: value.audience,
+        subject_claim: value.subject_claim.unwrap_or_else(|| "sub".into()),
+        algorithms: value.algorithms,
+    };
+    idempotent(&state, &actor, &req, &json, None, || async {
+        let issuer = admin::issuers::create(&state, &actor, new).await?;
+        Ok((StatusCode::CREATED, issuer_json(issuer)))
+    })
+    .await
+}
+
+pub async fn get_issuer(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    let issuer = admin::issuers::get(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::Ok().json(issuer_json(issuer)))
+}
+
+pub async fn delete_issuer(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = actor(caller, &req);
+    admin::issuers::delete(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 impl From<AdminError> for ApiError {
     fn from(err: AdminError) -> Self {
         match err {
@@ -666,7 +764,8 @@ impl From<AdminError> for ApiError {
             AdminError::UnknownUser(_)
             | AdminError::UnknownKey(_)
             | AdminError::UnknownSession(_)
-            | AdminError::UnknownGrant(_) => ApiError::not_found(err.to_string()),
+            | AdminError::UnknownGrant(_)
+            | AdminError::UnknownIssuer(_) => ApiError::not_found(err.to_string()),
             AdminError::Invalid(message) => ApiError::invalid_request(message),
             AdminError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)

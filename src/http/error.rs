@@ -22,6 +22,7 @@ use crate::auth::TokenType;
 use crate::auth::access::AccessError;
 use crate::auth::cross_org::CrossOrgError;
 use crate::auth::dpop::{ALGS, DpopError};
+use crate::auth::federation::FederationError;
 use crate::auth::signin::SigninError;
 use crate::storage::StorageError;
 use crate::tokens::TokenError;
@@ -136,6 +137,7 @@ impl ApiError {
         let (code, error, scheme) = match &err {
             AccessError::Storage(_)
             | AccessError::CrossOrg(CrossOrgError::Storage(_))
+            | AccessError::Federation(FederationError::Storage(_))
             | AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
                 return ApiError::internal(&err);
             }

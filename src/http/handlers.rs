@@ -83,13 +83,13 @@ pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
         "home_org": caller.home_org.slug,
         "email": caller.user.email,
         "role": caller.role,
-        "session_id": caller.claims.sid,
+        "session_id": caller.token.session_id,
         "token_type": caller.token_type.as_str(),
         "auth_method": caller.auth_method.as_str(),
-        "scope": caller.claims.scope,
+        "scope": caller.token.scope,
     });
-    if let (Some(act), Some(map)) = (&caller.claims.act, body.as_object_mut()) {
-        map.insert("act".into(), json!({ "sub": act.sub }));
+    if let (Some(act), Some(map)) = (&caller.token.act, body.as_object_mut()) {
+        map.insert("act".into(), json!({ "sub": act }));
     }
     HttpResponse::Ok().json(body)
 }

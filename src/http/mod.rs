@@ -127,6 +127,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/cross_org_grants/{id}")
                         .route(web::get().to(admin::get_grant))
                         .route(web::delete().to(admin::revoke_grant)),
+                )
+                .service(
+                    resource("/trusted_issuers")
+                        .route(web::get().to(admin::list_issuers))
+                        .route(web::post().to(admin::create_issuer)),
+                )
+                .service(
+                    resource("/trusted_issuers/{id}")
+                        .route(web::get().to(admin::get_issuer))
+                        .route(web::delete().to(admin::delete_issuer)),
                 ),
         )
         .default_service(web::to(handlers::not_found));

@@ -12,6 +12,7 @@ pub mod refresh_tokens;
 pub mod revoked_tokens;
 pub mod sessions;
 pub mod signing_keys;
+pub mod trusted_issuers;
 pub mod users;
 
 use std::time::Duration;

@@ -108,3 +108,16 @@ pub async fn update(storage: &Storage, user: Model) -> Result<Model> {
         .update(storage.db())
         .await?)
 }
+
+/// The user of `org_id` a trusted identity provider knows as `subject`.
+pub async fn by_external_subject(
+    storage: &Storage,
+    org_id: &str,
+    subject: &str,
+) -> Result<Option<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::ExternalSubject.eq(subject))
+        .one(storage.db())
+        .await?)
+}

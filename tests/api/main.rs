@@ -11,6 +11,7 @@ mod binary;
 mod cli;
 mod cross_org;
 mod dpop_flow;
+mod federation;
 mod helpers;
 mod jwks;
 mod me;

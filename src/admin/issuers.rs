@@ -1,0 +1,179 @@
+//! Trusted identity providers through the admin API (DESIGN §5.5.1): only an owner decides
+//! which providers the organization trusts; owners and admins see them.
+
+use entity::trusted_issuer;
+
+use super::AdminError;
+use super::policy::{Action, Actor, Target};
+use crate::auth::federation::{ALGORITHMS, parse_jwks};
+use crate::ids::new_id;
+use crate::state::AppState;
+use crate::storage::page::{Page, PageRequest};
+use crate::storage::{self, StorageError};
+
+/// A provider to register.
+#[derive(Clone, Debug)]
+pub struct NewIssuer {
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    /// A JWKS document (JSON).
+    pub jwks: Option<String>,
+    pub audience: String,
+    pub subject_claim: String,
+    pub algorithms: Vec<String>,
+}
+
+fn invalid(message: impl Into<String>) -> AdminError {
+    AdminError::Invalid(message.into())
+}
+
+/// `https`, or `http` to a loopback address (development and tests).
+fn check_jwks_uri(uri: &str) -> Result<(), AdminError> {
+    let url = url::Url::parse(uri).map_err(|_| invalid("`jwks_uri` is not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(invalid(
+            "`jwks_uri` must be https (http only on a loopback address)",
+        )),
+    }
+}
+
+fn check(new: &NewIssuer) -> Result<(), AdminError> {
+    let bounded = |value: &str, field: &str, max: usize| {
+        if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+            Err(invalid(format!("`{field}` must be 1 to {max} characters")))
+        } else {
+            Ok(())
+        }
+    };
+    bounded(&new.issuer, "issuer", 2048)?;
+    bounded(&new.audience, "audience", 2048)?;
+    bounded(&new.subject_claim, "subject_claim", 100)?;
+    match (&new.jwks_uri, &new.jwks) {
+        (Some(uri), None) => check_jwks_uri(uri)?,
+        (None, Some(jwks)) => {
+            parse_jwks(jwks).map_err(|e| invalid(format!("`jwks` is not a usable JWKS: {e}")))?;
+        }
+        _ => return Err(invalid("give exactly one of `jwks_uri` and `jwks`")),
+    }
+    if new.algorithms.is_empty() {
+        return Err(invalid("`algorithms` must name at least one algorithm"));
+    }
+    if let Some(bad) = new
+        .algorithms
+        .iter()
+        .find(|a| !ALGORITHMS.contains(&a.as_str()))
+    {
+        return Err(invalid(format!(
+            "`algorithms`: `{bad}` is not one of {}",
+            ALGORITHMS.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    state: &AppState,
+    actor: &Actor,
+    new: NewIssuer,
+) -> Result<trusted_issuer::Model, AdminError> {
+    actor.check(state, Action::IssuersWrite, Target::Issuer { id: None })?;
+    check(&new)?;
+    let mut algorithms = new.algorithms;
+    algorithms.sort();
+    algorithms.dedup();
+    let issuer = storage::trusted_issuers::insert(
+        &state.storage,
+        trusted_issuer::Model {
+            id: new_id("tis"),
+            org_id: actor.org.id.clone(),
+            issuer: new.issuer,
+            jwks_uri: new.jwks_uri,
+            jwks: new.jwks,
+            audience: new.audience,
+            subject_claim: new.subject_claim,
+            algorithms: algorithms.join(" "),
+            created_at: state.clock.now(),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        StorageError::Conflict(_) => AdminError::Conflict(
+            "this organization already trusts an identity provider with this issuer".into(),
+        ),
+        other => other.into(),
+    })?;
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("trusted_issuer"),
+        target_id: Some(issuer.id.clone()),
+        ..actor.event("trusted_issuer.created")
+    });
+    Ok(issuer)
+}
+
+pub async fn list(
+    state: &AppState,
+    actor: &Actor,
+    page: &PageRequest,
+) -> Result<Page<trusted_issuer::Model>, AdminError> {
+    actor.check(state, Action::IssuersRead, Target::Listing)?;
+    Ok(storage::trusted_issuers::page(&state.storage, &actor.org.id, page).await?)
+}
+
+pub async fn get(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+) -> Result<trusted_issuer::Model, AdminError> {
+    actor.check(state, Action::IssuersRead, Target::Issuer { id: Some(id) })?;
+    storage::trusted_issuers::get(&state.storage, &actor.org.id, id)
+        .await?
+        .ok_or_else(|| AdminError::UnknownIssuer(id.to_owned()))
+}
+
+/// Stops trusting a provider: its tokens fail from the next request on.
+pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<(), AdminError> {
+    actor.check(state, Action::IssuersWrite, Target::Issuer { id: Some(id) })?;
+    if !storage::trusted_issuers::delete(&state.storage, &actor.org.id, id).await? {
+        return Err(AdminError::UnknownIssuer(id.to_owned()));
+    }
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("trusted_issuer"),
+        target_id: Some(id.to_owned()),
+        ..actor.event("trusted_issuer.deleted")
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_uris_are_https_or_loopback_http() {
+        for ok in [
+            "https://idp.example/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://[::1]/jwks",
+            "http://localhost/jwks",
+        ] {
+            assert!(check_jwks_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example/jwks",
+            "http://10.0.0.1/jwks",
+            "ftp://idp.example/jwks",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
+            assert!(check_jwks_uri(bad).is_err(), "{bad}");
+        }
+    }
+}
