@@ -1,6 +1,11 @@
 //! The `keygate` command line (DESIGN §8). Every command works directly on the configured
 //! database, so it works while the server is down. Listings and creations accept `--json`.
+//! The exception is `keygate dpop`, a DPoP client for trying bound tokens by hand: it needs
+//! neither configuration nor a database ([`run_dpop`]).
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +16,7 @@ use serde_json::json;
 use crate::admin::{self, CreatedKey, NewKey};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::dpop_client::{self, ClientKey, DpopAlg};
 use crate::secrets::Secrets;
 use crate::signing_keys;
 use crate::startup::{Application, open_storage};
@@ -46,6 +52,9 @@ pub enum Command {
     /// Access token signing keys.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
+    /// DPoP (RFC 9449) by hand: a proof key and proofs (no configuration or database).
+    #[command(subcommand)]
+    Dpop(DpopCommand),
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +184,51 @@ pub enum SigningKeyCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DpopCommand {
+    /// Write a new EC private key as a PKCS#8 PEM file (mode 0600).
+    Keygen {
+        /// ES256 (P-256), ES384 (P-384) or ES512 (P-521).
+        #[arg(long, value_parser = parse_alg, default_value = "ES256")]
+        alg: DpopAlg,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a fresh DPoP proof JWT for one request (creating the key file if it is missing).
+    Proof {
+        /// The private key (PKCS#8 or SEC1 PEM); generated with `--alg` if it does not exist.
+        #[arg(long)]
+        key: PathBuf,
+        /// The request's HTTP method (`htm`).
+        #[arg(long)]
+        method: String,
+        /// The request's URL (`htu`: query and fragment are dropped).
+        #[arg(long)]
+        url: String,
+        /// The access token sent with the request (adds `ath`).
+        #[arg(long)]
+        access_token: Option<String>,
+        /// The server's `DPoP-Nonce`.
+        #[arg(long)]
+        nonce: Option<String>,
+        /// ES256, ES384 or ES512: a new key's alg (default ES256); an existing key's must match.
+        #[arg(long, value_parser = parse_alg)]
+        alg: Option<DpopAlg>,
+        /// Print curl `-H` options (DPoP, and Authorization with --access-token), one a line.
+        #[arg(long)]
+        curl: bool,
+    },
+}
+
+fn parse_alg(text: &str) -> Result<DpopAlg, String> {
+    text.parse()
+        .map_err(|e: dpop_client::DpopClientError| e.to_string())
+}
+
 fn print(out: &Output, json: serde_json::Value, text: impl FnOnce() -> String) {
     if out.json {
         println!("{json}");
@@ -201,7 +255,129 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::User(cmd) => user(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
         Command::Key(cmd) => key(cmd, &settings, clock.as_ref()).await,
         Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
+        Command::Dpop(cmd) => dpop(cmd, clock.as_ref()),
     }
+}
+
+/// Runs a `keygate dpop` command before (and without) loading settings, starting logging or
+/// opening the database. Errors go to stderr and exit with 2.
+pub fn run_dpop(cmd: DpopCommand) -> ExitCode {
+    match dpop(cmd, &SystemClock) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("keygate: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dpop(cmd: DpopCommand, clock: &dyn Clock) -> anyhow::Result<()> {
+    match cmd {
+        DpopCommand::Keygen { alg, out, force } => {
+            let key = ClientKey::generate(alg);
+            write_key(&out, &key, force)?;
+            println!(
+                "wrote a new {alg} key to {} (JWK thumbprint {})",
+                out.display(),
+                key.thumbprint()
+            );
+        }
+        DpopCommand::Proof {
+            key,
+            method,
+            url,
+            access_token,
+            nonce,
+            alg,
+            curl,
+        } => {
+            // Check the request first, so a typo never leaves a new key file behind.
+            dpop_client::htm(&method)?;
+            dpop_client::htu(&url)?;
+            let key = load_or_create_key(&key, alg)?;
+            let proof = key.proof(
+                &method,
+                &url,
+                access_token.as_deref(),
+                nonce.as_deref(),
+                clock.now(),
+            )?;
+            if curl {
+                println!("-H {}", shell_quote(&format!("DPoP: {proof}")));
+                if let Some(token) = access_token {
+                    println!(
+                        "-H {}",
+                        shell_quote(&format!("Authorization: DPoP {token}"))
+                    );
+                }
+            } else {
+                println!("{proof}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The key at `path`, checked against `alg`; or, when there is no file, a new key (`alg`,
+/// default ES256) written there.
+fn load_or_create_key(path: &Path, alg: Option<DpopAlg>) -> anyhow::Result<ClientKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => ClientKey::from_pem_with_alg(&text, alg)
+            .with_context(|| format!("key file {}", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = ClientKey::generate(alg.unwrap_or(DpopAlg::ES256));
+            write_key(path, &key, false)?;
+            eprintln!(
+                "keygate: no key at {}: generated a new {} key there (JWK thumbprint {})",
+                path.display(),
+                key.alg(),
+                key.thumbprint()
+            );
+            Ok(key)
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read key file {}", path.display())),
+    }
+}
+
+/// Writes `key` as PKCS#8 PEM to a new file that only its owner can read (0600 on Unix);
+/// an existing file is an error unless `force`, which replaces it with a new file.
+fn write_key(path: &Path, key: &ClientKey, force: bool) -> anyhow::Result<()> {
+    let pem = key.to_pem()?;
+    if force {
+        // Removed rather than truncated: a new file gets mode 0600 whatever the old one had.
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot replace {}", path.display()));
+            }
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} already exists (pass --force to replace it)",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(err).context(format!("cannot create {}", path.display()))
+        }
+    })?;
+    file.write_all(pem.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// `text` as one single-quoted POSIX shell word.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 async fn serve(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<()> {

@@ -27,6 +27,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    pub docs: DocsSettings,
 }
 
 impl Default for Settings {
@@ -43,6 +44,7 @@ impl Default for Settings {
             secrets: SecretSettings::default(),
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
+            docs: DocsSettings::default(),
         }
     }
 }
@@ -130,6 +132,26 @@ impl Default for ApiKeySettings {
         Self {
             default_duration: Duration::from_secs(90 * 86_400),
             max_duration: Duration::from_secs(365 * 86_400),
+        }
+    }
+}
+
+/// The API reference at `/docs` (Scalar).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocsSettings {
+    /// Where the page loads the `@scalar/api-reference` script from.
+    pub scalar_script_url: String,
+    /// A local copy of that script (for air-gapped installs): served at
+    /// `/docs/scalar.js`, which the page then loads instead of `scalar_script_url`.
+    pub scalar_local_path: Option<PathBuf>,
+}
+
+impl Default for DocsSettings {
+    fn default() -> Self {
+        Self {
+            scalar_script_url: "https://cdn.jsdelivr.net/npm/@scalar/api-reference".into(),
+            scalar_local_path: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dpop_client;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

@@ -7,6 +7,11 @@ use keygate::config::Settings;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        // A client-side tool: no settings, logging or database.
+        Some(Command::Dpop(cmd)) => return keygate::cli::run_dpop(cmd),
+        command => command.unwrap_or(Command::Serve),
+    };
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(err) => {
@@ -15,7 +20,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     keygate::telemetry::init(&settings.log);
-    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+    match run(command, settings).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("keygate: {err:#}");

@@ -9,12 +9,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use entity::{api_key, audit_event, session, user};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::extract::Authenticated;
 use super::handlers::request_meta;
+use super::schema::{self, ErrorBody, OrgIdPath, OrgPath, rfc3339};
 use crate::admin::grants::{Grant, NewGrant};
 use crate::admin::issuers::NewIssuer;
 use crate::admin::keys::{CreateKey, Lifetime};
@@ -29,10 +32,6 @@ use crate::storage::page::{Page, PageRequest};
 use crate::storage::sessions::SessionFilter;
 use crate::storage::users::UserFilter;
 use crate::types::{Environment, KeyStatus, Role, Scopes, SessionStatus, UserStatus};
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 fn parse_time(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
@@ -52,56 +51,63 @@ fn page_request(limit: Option<u64>, cursor: Option<&str>) -> Result<PageRequest,
     PageRequest::parse(limit, cursor).map_err(|e| ApiError::invalid_request(e.0))
 }
 
-fn page_json<T>(page: Page<T>, render: impl Fn(T) -> Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "data": page.items.into_iter().map(render).collect::<Vec<_>>(),
-        "next_cursor": page.next.map(|c| c.encode()),
-    }))
+fn page_json<T, S: ToSchema + Serialize>(page: Page<T>, render: impl Fn(T) -> S) -> HttpResponse {
+    HttpResponse::Ok().json(schema::Page {
+        data: page.items.into_iter().map(render).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    })
 }
 
-fn key_json(key: api_key::Model, now: DateTime<Utc>) -> Value {
+fn to_value(body: impl Serialize) -> Value {
+    serde_json::to_value(body).unwrap_or(Value::Null)
+}
+
+fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
     let status = admin::keys::status(&key, now);
-    json!({
-        "api_key_id": key.id,
-        "user_id": key.user_id,
-        "name": key.name,
-        "scopes": key.scopes.split_ascii_whitespace().collect::<Vec<_>>(),
-        "environment": key.environment,
-        "status": status,
-        "created_at": rfc3339(key.created_at),
-        "expires_at": rfc3339(key.expires_at),
-        "revoked_at": key.revoked_at.map(rfc3339),
-        "last_used_at": key.last_used_at.map(rfc3339),
-    })
+    schema::ApiKey {
+        api_key_id: key.id,
+        user_id: key.user_id,
+        name: key.name,
+        scopes: key
+            .scopes
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        environment: key.environment,
+        status: status.as_str().to_owned(),
+        created_at: rfc3339(key.created_at),
+        expires_at: rfc3339(key.expires_at),
+        revoked_at: key.revoked_at.map(rfc3339),
+        last_used_at: key.last_used_at.map(rfc3339),
+    }
 }
 
 /// The field of a key response that holds the secret.
 const SECRET_FIELD: &str = "api_key";
 
 fn created_key_json(created: CreatedKey, now: DateTime<Utc>) -> Value {
-    let mut body = key_json(created.key, now);
-    if let Some(map) = body.as_object_mut() {
-        map.insert(SECRET_FIELD.into(), created.secret.expose().into());
-    }
-    body
-}
-
-fn user_json(user: user::Model, org: &str) -> Value {
-    json!({
-        "user_id": user.id,
-        "org": org,
-        "email": user.email,
-        "name": user.name,
-        "role": user.role,
-        "disabled": user.disabled,
-        "created_at": rfc3339(user.created_at),
-        "updated_at": rfc3339(user.updated_at),
-        "deleted_at": user.deleted_at.map(rfc3339),
-        "external_subject": user.external_subject,
+    to_value(schema::CreatedApiKey {
+        api_key: created.secret.expose().to_owned(),
+        key: key_json(created.key, now),
     })
 }
 
-fn session_json(session: session::Model, now: DateTime<Utc>) -> Value {
+fn user_json(user: user::Model, org: &str) -> schema::User {
+    schema::User {
+        user_id: user.id,
+        org: org.to_owned(),
+        email: user.email,
+        name: user.name,
+        role: user.role,
+        disabled: user.disabled,
+        created_at: rfc3339(user.created_at),
+        updated_at: rfc3339(user.updated_at),
+        deleted_at: user.deleted_at.map(rfc3339),
+        external_subject: user.external_subject,
+    }
+}
+
+fn session_json(session: session::Model, now: DateTime<Utc>) -> schema::Session {
     let status = if session.revoked_at.is_some_and(|t| t <= now) {
         SessionStatus::Revoked
     } else if session.expires_at <= now {
@@ -109,37 +115,37 @@ fn session_json(session: session::Model, now: DateTime<Utc>) -> Value {
     } else {
         SessionStatus::Active
     };
-    json!({
-        "session_id": session.id,
-        "user_id": session.user_id,
-        "api_key_id": session.api_key_id,
-        "actor_user_id": session.actor_user_id,
-        "dpop_bound": session.dpop_jkt.is_some(),
-        "scope": session.scope,
-        "status": status,
-        "created_at": rfc3339(session.created_at),
-        "expires_at": rfc3339(session.expires_at),
-        "refreshed_at": session.refreshed_at.map(rfc3339),
-        "revoked_at": session.revoked_at.map(rfc3339),
-    })
+    schema::Session {
+        session_id: session.id,
+        user_id: session.user_id,
+        api_key_id: session.api_key_id,
+        actor_user_id: session.actor_user_id,
+        dpop_bound: session.dpop_jkt.is_some(),
+        scope: session.scope,
+        status: status.as_str().to_owned(),
+        created_at: rfc3339(session.created_at),
+        expires_at: rfc3339(session.expires_at),
+        refreshed_at: session.refreshed_at.map(rfc3339),
+        revoked_at: session.revoked_at.map(rfc3339),
+    }
 }
 
-fn event_json(event: audit_event::Model, org: &str) -> Value {
-    json!({
-        "id": event.id,
-        "at": event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        "org": org,
-        "action": event.action,
-        "outcome": event.outcome,
-        "reason": event.reason,
-        "actor_user_id": event.actor_user_id,
-        "actor_key_id": event.actor_key_id,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "ip": event.ip,
-        "user_agent": event.user_agent,
-        "request_id": event.request_id,
-    })
+fn event_json(event: audit_event::Model, org: &str) -> schema::AuditEvent {
+    schema::AuditEvent {
+        id: event.id,
+        at: event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        org: org.to_owned(),
+        action: event.action,
+        outcome: event.outcome,
+        reason: event.reason,
+        actor_user_id: event.actor_user_id,
+        actor_key_id: event.actor_key_id,
+        target_type: event.target_type,
+        target_id: event.target_id,
+        ip: event.ip,
+        user_agent: event.user_agent,
+        request_id: event.request_id,
+    }
 }
 
 /// Runs a creating request at most once per `Idempotency-Key` (docs/admin-api.md).
@@ -179,14 +185,14 @@ where
             let id = stored
                 .body
                 .get("api_key_id")
-                .cloned()
-                .unwrap_or(Value::Null);
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "conflict",
                 "this request was already processed: the key it created is api_key_id; its secret was shown once and cannot be shown again (rotate the key for a new secret)",
             )
-            .with_detail("api_key_id", id))
+            .with_api_key_id(id))
         }
         Begin::Replay(stored) => {
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
@@ -221,15 +227,30 @@ where
 
 // ---- API keys ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct KeyQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     user_id: Option<String>,
     status: Option<KeyStatus>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/api_keys", tag = "API keys",
+    summary = "List API keys", description = "Newest first. Members and service accounts see their own keys only.",
+    params(OrgPath, KeyQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of keys", body = inline(schema::Page<schema::ApiKey>)),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+    )
+)]
 pub async fn list_keys(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -248,7 +269,7 @@ pub async fn list_keys(
     Ok(page_json(keys, |k| key_json(k, now)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
     name: String,
@@ -286,6 +307,22 @@ impl CreateKeyBody {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/{org}/api_keys", tag = "API keys",
+    summary = "Create an API key", description = "The response is the only time the secret (`api_key`) is shown.",
+    params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateKeyBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+    )
+)]
 pub async fn create_key(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -311,6 +348,17 @@ pub async fn create_key(
     .await
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/api_keys/{id}", tag = "API keys", summary = "Get an API key",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The key (never its secret)", body = schema::ApiKey),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn get_key(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -322,6 +370,18 @@ pub async fn get_key(
     Ok(HttpResponse::Ok().json(key_json(key, state.clock.now())))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{org}/api_keys/{id}", tag = "API keys", summary = "Revoke an API key",
+    description = "The key stops working at once and its sessions end. Revoking a revoked key is a no-op.",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn revoke_key(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -333,12 +393,28 @@ pub async fn revoke_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
     grace_period: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/{org}/api_keys/{id}/rotate", tag = "API keys", summary = "Rotate an API key",
+    description = "Issues a replacement (same owner, name, scopes, environment, lifetime); the old key works until the grace period ends.",
+    params(OrgIdPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body(content = RotateBody, description = "Optional"), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+    )
+)]
 pub async fn rotate_key(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -371,15 +447,30 @@ pub async fn rotate_key(
 
 // ---- Users ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     role: Option<Role>,
     status: Option<UserStatus>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/users", tag = "Users", summary = "List users",
+    description = "Newest first. Members and service accounts see themselves only.",
+    params(OrgPath, UserQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = inline(schema::Page<schema::User>)),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+    )
+)]
 pub async fn list_users(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -398,7 +489,7 @@ pub async fn list_users(
     Ok(page_json(users, |u| user_json(u, &actor.org.slug)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserBody {
     email: String,
@@ -406,6 +497,20 @@ pub struct CreateUserBody {
     role: Option<Role>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/{org}/users", tag = "Users", summary = "Create a user",
+    params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateUserBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The new user", body = schema::User),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+    )
+)]
 pub async fn create_user(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -417,11 +522,25 @@ pub async fn create_user(
     idempotent(&state, &actor, &req, &json, None, || async {
         let role = value.role.unwrap_or(Role::Member);
         let user = admin::users::create(&state, &actor, &value.email, value.name, role).await?;
-        Ok((StatusCode::CREATED, user_json(user, &actor.org.slug)))
+        Ok((
+            StatusCode::CREATED,
+            to_value(user_json(user, &actor.org.slug)),
+        ))
     })
     .await
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/users/{id}", tag = "Users", summary = "Get a user",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The user", body = schema::User),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn get_user(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -433,7 +552,7 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(user_json(user, &actor.org.slug)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserBody {
     name: Option<String>,
@@ -453,6 +572,21 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+#[utoipa::path(
+    patch, path = "/v1/{org}/users/{id}", tag = "Users", summary = "Change a user",
+    description = "Disabling ends the user's sessions. The last enabled owner cannot be demoted or disabled.",
+    params(OrgIdPath), request_body = UpdateUserBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The changed user", body = schema::User),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+    )
+)]
 pub async fn update_user(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -471,6 +605,19 @@ pub async fn update_user(
     Ok(HttpResponse::Ok().json(user_json(user, &actor.org.slug)))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{org}/users/{id}", tag = "Users", summary = "Delete a user (soft)",
+    description = "Disables the user, ends its sessions and revokes its keys; the row stays for the audit trail.",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+    )
+)]
 pub async fn delete_user(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -484,16 +631,30 @@ pub async fn delete_user(
 
 // ---- Sessions ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     user_id: Option<String>,
     api_key_id: Option<String>,
     status: Option<SessionStatus>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/sessions", tag = "Sessions", summary = "List sessions",
+    params(OrgPath, SessionQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of sessions", body = inline(schema::Page<schema::Session>)),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+    )
+)]
 pub async fn list_sessions(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -513,6 +674,18 @@ pub async fn list_sessions(
     Ok(page_json(sessions, |s| session_json(s, now)))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{org}/sessions/{id}", tag = "Sessions", summary = "End a session",
+    description = "Its refresh tokens stop at once, its access tokens within 5 seconds.",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn revoke_session(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -526,10 +699,14 @@ pub async fn revoke_session(
 
 // ---- Audit events ----
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     actor: Option<String>,
     action: Option<String>,
@@ -539,6 +716,17 @@ pub struct EventQuery {
     until: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/audit_events", tag = "Audit log", summary = "List audit events",
+    description = "Newest first. Owners and admins only.",
+    params(OrgPath, EventQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = inline(schema::Page<schema::AuditEvent>)),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+    )
+)]
 pub async fn list_events(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -580,28 +768,42 @@ pub async fn list_events(
 
 // ---- Cross-organization grants ----
 
-fn grant_json(found: Grant, org: &str) -> Value {
+fn grant_json(found: Grant, org: &str) -> schema::CrossOrgGrant {
     let grant = found.grant;
-    json!({
-        "id": grant.id,
-        "org": org,
-        "source_org": found.source_org.slug,
-        "user_id": grant.user_id,
-        "role": grant.role,
-        "created_by": grant.created_by,
-        "created_at": rfc3339(grant.created_at),
-        "expires_at": grant.expires_at.map(rfc3339),
-        "revoked_at": grant.revoked_at.map(rfc3339),
-    })
+    schema::CrossOrgGrant {
+        id: grant.id,
+        org: org.to_owned(),
+        source_org: found.source_org.slug,
+        user_id: grant.user_id,
+        role: grant.role,
+        created_by: grant.created_by,
+        created_at: rfc3339(grant.created_at),
+        expires_at: grant.expires_at.map(rfc3339),
+        revoked_at: grant.revoked_at.map(rfc3339),
+    }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/cross_org_grants", tag = "Cross-organization access", summary = "List live cross-organization grants",
+    params(OrgPath, PageQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of grants", body = inline(schema::Page<schema::CrossOrgGrant>)),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+    )
+)]
 pub async fn list_grants(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -614,7 +816,7 @@ pub async fn list_grants(
     Ok(page_json(grants, |g| grant_json(g, &actor.org.slug)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGrantBody {
     source_org: String,
@@ -623,6 +825,21 @@ pub struct CreateGrantBody {
     expires_at: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/v1/{org}/cross_org_grants", tag = "Cross-organization access", summary = "Grant users of another organization a role here",
+    params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateGrantBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The grant", body = schema::CrossOrgGrant),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+    )
+)]
 pub async fn create_grant(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -643,11 +860,25 @@ pub async fn create_grant(
     };
     idempotent(&state, &actor, &req, &json, None, || async {
         let grant = admin::grants::create(&state, &actor, new).await?;
-        Ok((StatusCode::CREATED, grant_json(grant, &actor.org.slug)))
+        Ok((
+            StatusCode::CREATED,
+            to_value(grant_json(grant, &actor.org.slug)),
+        ))
     })
     .await
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/cross_org_grants/{id}", tag = "Cross-organization access", summary = "Get a grant",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The grant", body = schema::CrossOrgGrant),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn get_grant(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -659,6 +890,17 @@ pub async fn get_grant(
     Ok(HttpResponse::Ok().json(grant_json(grant, &actor.org.slug)))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{org}/cross_org_grants/{id}", tag = "Cross-organization access", summary = "End a grant",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn revoke_grant(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -672,30 +914,45 @@ pub async fn revoke_grant(
 
 // ---- Trusted identity providers ----
 
-fn issuer_json(issuer: entity::trusted_issuer::Model) -> Value {
-    json!({
-        "id": issuer.id,
-        "issuer": issuer.issuer,
-        "jwks_uri": issuer.jwks_uri,
-        "jwks": issuer.jwks.and_then(|j| serde_json::from_str::<Value>(&j).ok()),
-        "audience": issuer.audience,
-        "subject_claim": issuer.subject_claim,
-        "algorithms": issuer.algorithms.split_ascii_whitespace().collect::<Vec<_>>(),
-        "created_at": rfc3339(issuer.created_at),
-    })
+fn issuer_json(issuer: entity::trusted_issuer::Model) -> schema::TrustedIssuer {
+    schema::TrustedIssuer {
+        id: issuer.id,
+        issuer: issuer.issuer,
+        jwks_uri: issuer.jwks_uri,
+        jwks: issuer.jwks.and_then(|j| serde_json::from_str(&j).ok()),
+        audience: issuer.audience,
+        subject_claim: issuer.subject_claim,
+        algorithms: issuer
+            .algorithms
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        created_at: rfc3339(issuer.created_at),
+    }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIssuerBody {
     issuer: String,
     jwks_uri: Option<String>,
+    #[schema(value_type = Option<Object>)]
     jwks: Option<Value>,
     audience: String,
     subject_claim: Option<String>,
     algorithms: Vec<String>,
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/trusted_issuers", tag = "Trusted identity providers", summary = "List trusted identity providers",
+    params(OrgPath, PageQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of providers", body = inline(schema::Page<schema::TrustedIssuer>)),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+    )
+)]
 pub async fn list_issuers(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -708,6 +965,20 @@ pub async fn list_issuers(
     Ok(page_json(issuers, issuer_json))
 }
 
+#[utoipa::path(
+    post, path = "/v1/{org}/trusted_issuers", tag = "Trusted identity providers", summary = "Trust an identity provider (owner only)",
+    params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateIssuerBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The provider", body = schema::TrustedIssuer),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+    )
+)]
 pub async fn create_issuer(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -726,11 +997,22 @@ pub async fn create_issuer(
     };
     idempotent(&state, &actor, &req, &json, None, || async {
         let issuer = admin::issuers::create(&state, &actor, new).await?;
-        Ok((StatusCode::CREATED, issuer_json(issuer)))
+        Ok((StatusCode::CREATED, to_value(issuer_json(issuer))))
     })
     .await
 }
 
+#[utoipa::path(
+    get, path = "/v1/{org}/trusted_issuers/{id}", tag = "Trusted identity providers", summary = "Get a trusted identity provider",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The provider", body = schema::TrustedIssuer),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn get_issuer(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,
@@ -742,6 +1024,17 @@ pub async fn get_issuer(
     Ok(HttpResponse::Ok().json(issuer_json(issuer)))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/{org}/trusted_issuers/{id}", tag = "Trusted identity providers", summary = "Stop trusting an identity provider (owner only)",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn delete_issuer(
     state: web::Data<AppState>,
     Authenticated(caller): Authenticated,

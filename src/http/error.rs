@@ -14,9 +14,9 @@ use std::fmt;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 use super::request_id;
+use super::schema::{ErrorBody, ErrorDetail};
 use crate::admin::policy::Denial;
 use crate::auth::TokenType;
 use crate::auth::access::AccessError;
@@ -35,9 +35,9 @@ pub struct ApiError {
     message: String,
     www_authenticate: Option<String>,
     /// A `DPoP-Nonce` to send with a `use_dpop_nonce` error.
-    dpop_nonce: Option<HeaderValue>,
-    /// Extra members of the error object (e.g. the `api_key_id` an idempotent retry names).
-    details: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    dpop_nonce: Option<Box<HeaderValue>>,
+    /// The key an idempotent retry of a key creation names (see `schema::ErrorDetail`).
+    api_key_id: Option<Box<str>>,
 }
 
 impl ApiError {
@@ -48,15 +48,13 @@ impl ApiError {
             message: message.into(),
             www_authenticate: None,
             dpop_nonce: None,
-            details: None,
+            api_key_id: None,
         }
     }
 
-    /// Adds a member to the error object (never one of `code`, `message`, `request_id`).
-    pub fn with_detail(mut self, name: &str, value: serde_json::Value) -> Self {
-        self.details
-            .get_or_insert_default()
-            .insert(name.to_owned(), value);
+    /// Names the key an idempotent retry of a key creation created.
+    pub fn with_api_key_id(mut self, id: &str) -> Self {
+        self.api_key_id = Some(id.into());
         self
     }
 
@@ -80,7 +78,7 @@ impl ApiError {
     }
 
     pub fn with_nonce(mut self, nonce: Option<HeaderValue>) -> Self {
-        self.dpop_nonce = nonce;
+        self.dpop_nonce = nonce.map(Box::new);
         self
     }
 
@@ -214,13 +212,16 @@ impl ResponseError for ApiError {
             response.insert_header((header::WWW_AUTHENTICATE, value));
         }
         if let Some(nonce) = &self.dpop_nonce {
-            response.insert_header((super::DPOP_NONCE, nonce.clone()));
+            response.insert_header((super::DPOP_NONCE, HeaderValue::clone(nonce)));
         }
-        let mut error = self.details.as_deref().cloned().unwrap_or_default();
-        error.insert("code".into(), self.code.into());
-        error.insert("message".into(), self.message.clone().into());
-        error.insert("request_id".into(), request_id::current().into());
-        response.json(json!({ "error": error }))
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                request_id: request_id::current().unwrap_or_default(),
+                api_key_id: self.api_key_id.as_deref().map(str::to_owned),
+            },
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::Authenticated;
 use super::request_id;
+use super::schema::{Act, ErrorBody, Me, OrgPath, SigninResponse, Status, rfc3339};
 use super::{WantsDpopNonce, current_nonce};
 use crate::audit::RequestMeta;
 use crate::auth::dpop::DpopError;
@@ -31,6 +32,27 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
 }
 
 /// DESIGN §5.1.
+#[utoipa::path(
+    post, path = "/v1/{org}/user/signin_with_api_key", tag = "Sign-in",
+    summary = "Exchange an API key for an access token",
+    description = "No body. With a `DPoP` proof header the token is DPoP-bound (`token_type: DPoP`).",
+    params(
+        OrgPath,
+        ("x-api-key" = String, Header, description = "The API key secret (`ak_live_…` or `ak_test_…`)"),
+        ("x-api-key-id" = String, Header, description = "The API key id (`key_…`)"),
+        ("x-user-id" = String, Header, description = "The user to sign in as: the key's owner, or a user an owner or admin acts for"),
+        ("x-mongo-cluster-name" = Option<String>, Header, description = "Accepted for client compatibility; ignored"),
+        ("DPoP" = Option<String>, Header, description = "An RFC 9449 proof for this request (`keygate dpop proof`), to bind the token"),
+    ),
+    security(("api_key" = [], "api_key_id" = [])),
+    responses(
+        (status = 200, description = "Signed in", body = SigninResponse),
+        (status = 400, description = "`missing_api_key`, `missing_user_id`, `invalid_dpop_proof` or `use_dpop_nonce`", body = ErrorBody),
+        (status = 401, description = "`invalid_api_key`, `expired_api_key` or `revoked_api_key`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: the key's owner may not act for that user", body = ErrorBody),
+        (status = 404, description = "`unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn signin_with_api_key(
     state: web::Data<AppState>,
     org: web::Path<String>,
@@ -64,34 +86,43 @@ pub async fn signin_with_api_key(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(json!({
-            "id_token": grant.access_token,
-            "expires_at": grant.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "token_type": grant.token_type.as_str(),
-            "expires_in": grant.expires_in,
-            "refresh_token": grant.refresh_token.expose(),
-            "session_id": grant.session_id,
-            "scope": grant.scope,
-        })))
+        .json(SigninResponse {
+            id_token: grant.access_token,
+            expires_at: rfc3339(grant.expires_at),
+            token_type: grant.token_type.as_str().to_owned(),
+            expires_in: grant.expires_in,
+            refresh_token: grant.refresh_token.expose().to_owned(),
+            session_id: grant.session_id,
+            scope: grant.scope,
+        }))
 }
 
 /// DESIGN §5.3 and §5.5: who the caller is, where, and how it authenticated.
+#[utoipa::path(
+    get, path = "/v1/{org}/user/me", tag = "Sign-in", summary = "Who the caller is",
+    params(OrgPath, ("X-ORG-ID" = Option<String>, Header, description = "With a Bearer token of another organization: that organization's slug (cross-organization access)")),
+    security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "`invalid_token`, `expired_token`, `invalid_dpop_proof` or `use_dpop_nonce`, with `WWW-Authenticate`", body = ErrorBody),
+        (status = 403, description = "`permission_denied`: no cross-organization grant", body = ErrorBody),
+        (status = 404, description = "`unknown_organization`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (cross-organization requests)", body = ErrorBody),
+    )
+)]
 pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
-    let mut body = json!({
-        "user_id": caller.user.id,
-        "org": caller.org.slug,
-        "home_org": caller.home_org.slug,
-        "email": caller.user.email,
-        "role": caller.role,
-        "session_id": caller.token.session_id,
-        "token_type": caller.token_type.as_str(),
-        "auth_method": caller.auth_method.as_str(),
-        "scope": caller.token.scope,
-    });
-    if let (Some(act), Some(map)) = (&caller.token.act, body.as_object_mut()) {
-        map.insert("act".into(), json!({ "sub": act }));
-    }
-    HttpResponse::Ok().json(body)
+    HttpResponse::Ok().json(Me {
+        user_id: caller.user.id,
+        org: caller.org.slug,
+        home_org: caller.home_org.slug,
+        email: caller.user.email,
+        role: caller.role.as_str().to_owned(),
+        session_id: caller.token.session_id,
+        token_type: caller.token_type.as_str().to_owned(),
+        auth_method: caller.auth_method.as_str().to_owned(),
+        scope: caller.token.scope,
+        act: caller.token.act.map(|sub| Act { sub }),
+    })
 }
 
 async fn jwks_response(state: &AppState) -> HttpResponse {
@@ -102,11 +133,23 @@ async fn jwks_response(state: &AppState) -> HttpResponse {
 }
 
 /// `GET /.well-known/jwks.json`: every published signing key.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "Discovery", summary = "The token signing keys (JWKS)",
+    responses((status = 200, description = "RFC 7517 JWK Set", content_type = "application/jwk-set+json", body = Object))
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     jwks_response(&state).await
 }
 
 /// `GET /v1/{org}/.well-known/jwks.json`: the same keys, under an organization's issuer.
+#[utoipa::path(
+    get, path = "/v1/{org}/.well-known/jwks.json", tag = "Discovery", summary = "The token signing keys, under an organization's issuer",
+    params(OrgPath),
+    responses(
+        (status = 200, description = "RFC 7517 JWK Set", content_type = "application/jwk-set+json", body = Object),
+        (status = 404, description = "`unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn org_jwks(
     state: web::Data<AppState>,
     org: web::Path<String>,
@@ -123,13 +166,28 @@ pub async fn org_jwks(
     Ok(jwks_response(&state).await)
 }
 
+#[utoipa::path(
+    get, path = "/healthz", tag = "Operations", summary = "Liveness",
+    responses((status = 200, description = "The process is alive", body = Status))
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Status {
+        status: "ok".into(),
+    })
 }
 
+#[utoipa::path(
+    get, path = "/readyz", tag = "Operations", summary = "Readiness (the database answers)",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, description = "The database is not reachable", body = Object),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.storage.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
+        Ok(()) => HttpResponse::Ok().json(Status {
+            status: "ready".into(),
+        }),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");
             HttpResponse::ServiceUnavailable().json(json!({

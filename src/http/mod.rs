@@ -7,7 +7,9 @@ pub mod error;
 mod extract;
 mod handlers;
 mod oauth;
+mod openapi;
 pub mod request_id;
+mod schema;
 
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
@@ -72,6 +74,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/healthz").route(web::get().to(handlers::healthz)))
         .service(resource("/readyz").route(web::get().to(handlers::readyz)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(handlers::jwks)))
+        .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+        .service(resource("/docs").route(web::get().to(openapi::docs)))
+        .service(resource("/docs/scalar.js").route(web::get().to(openapi::scalar_js)))
         .service(
             resource("/.well-known/oauth-authorization-server/v1/{org}")
                 .route(web::get().to(oauth::metadata)),

@@ -5,10 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
-use serde_json::json;
 
 use super::handlers::request_meta;
+use super::schema::{ErrorBody, OAuthErrorBody, OrgPath};
 use super::{WantsDpopNonce, current_nonce, request_id};
+use crate::oauth::TokenBody;
 use crate::oauth::form::Params;
 use crate::oauth::{self, ErrorCode, OAuthError, OAuthRequest};
 use crate::state::AppState;
@@ -52,11 +53,11 @@ impl ResponseError for OAuthResponse {
         if let Some(nonce) = &self.nonce {
             response.insert_header((super::DPOP_NONCE, nonce.clone()));
         }
-        response.json(json!({
-            "error": self.error.code.as_str(),
-            "error_description": self.error.description,
-            "request_id": request_id::current(),
-        }))
+        response.json(OAuthErrorBody {
+            error: self.error.code.as_str().to_owned(),
+            error_description: self.error.description.clone(),
+            request_id: request_id::current().unwrap_or_default(),
+        })
     }
 }
 
@@ -121,6 +122,18 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
 }
 
 /// `POST /v1/{org}/oauth/token`.
+#[utoipa::path(
+    post, path = "/v1/{org}/oauth/token", tag = "OAuth", summary = "Token endpoint (RFC 6749)",
+    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; optional `scope`, `user_id`) or `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound). A `DPoP` header binds the tokens.",
+    params(OrgPath, ("DPoP" = Option<String>, Header, description = "An RFC 9449 proof for this request")),
+    request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Tokens", body = TokenBody),
+        (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+    )
+)]
 pub async fn token(
     state: web::Data<AppState>,
     org: web::Path<String>,
@@ -144,6 +157,17 @@ pub async fn token(
 }
 
 /// `POST /v1/{org}/oauth/revoke`.
+#[utoipa::path(
+    post, path = "/v1/{org}/oauth/revoke", tag = "OAuth", summary = "Revocation (RFC 7009)",
+    params(OrgPath),
+    request_body(content = inline(TokenParam), content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked (or unknown: RFC 7009 §2.2)"),
+        (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+    )
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     org: web::Path<String>,
@@ -163,6 +187,17 @@ pub async fn revoke(
 }
 
 /// `POST /v1/{org}/oauth/introspect`.
+#[utoipa::path(
+    post, path = "/v1/{org}/oauth/introspect", tag = "OAuth", summary = "Introspection (RFC 7662)",
+    params(OrgPath),
+    request_body(content = inline(TokenParam), content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "`{\"active\": false}` or the token's claims", body = Object),
+        (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+    )
+)]
 pub async fn introspect(
     state: web::Data<AppState>,
     org: web::Path<String>,
@@ -184,6 +219,14 @@ pub async fn introspect(
 
 /// RFC 8414 metadata, at `/.well-known/oauth-authorization-server/v1/{org}` and
 /// `/v1/{org}/.well-known/oauth-authorization-server`.
+#[utoipa::path(
+    get, path = "/v1/{org}/.well-known/oauth-authorization-server", tag = "Discovery", summary = "Authorization server metadata (RFC 8414)",
+    params(OrgPath),
+    responses(
+        (status = 200, description = "RFC 8414 metadata", body = Object),
+        (status = 404, description = "`unknown_organization`", body = ErrorBody),
+    )
+)]
 pub async fn metadata(
     state: web::Data<AppState>,
     org: web::Path<String>,
@@ -200,4 +243,34 @@ pub async fn metadata(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(oauth::metadata::document(&state, &org)))
+}
+
+/// The form of the token endpoint (documentation only: the handler reads the raw form).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// `client_credentials` or `refresh_token`.
+    grant_type: String,
+    /// With `refresh_token`.
+    refresh_token: Option<String>,
+    /// Narrows the scopes (space-separated).
+    scope: Option<String>,
+    /// With `client_credentials`: the user to act for.
+    user_id: Option<String>,
+    /// The API key id, when not sent with HTTP Basic.
+    client_id: Option<String>,
+    /// The API key secret, when not sent with HTTP Basic.
+    client_secret: Option<String>,
+}
+
+/// The form of revocation and introspection (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TokenParam {
+    /// The token.
+    token: String,
+    /// `access_token` or `refresh_token`.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
 }

@@ -12,7 +12,6 @@ mod refresh_token;
 pub mod revoke;
 
 use entity::organization;
-use serde_json::{Value, json};
 
 use crate::audit::AuditEvent;
 use crate::audit::RequestMeta;
@@ -134,8 +133,21 @@ pub struct OAuthRequest<'a> {
 
 /// A token endpoint response (DESIGN §5.2). `nonce`: the organization wants DPoP nonces.
 pub struct TokenResponse {
-    pub body: Value,
+    pub body: TokenBody,
     pub dpop_nonce: bool,
+}
+
+/// RFC 6749 §5.1: the body of a successful token response.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenBody {
+    pub access_token: String,
+    /// `Bearer`, or `DPoP` when bound.
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    /// A Bearer refresh token is a new one (rotation); a DPoP-bound one is the same.
+    pub refresh_token: String,
+    pub session_id: String,
 }
 
 /// `POST /v1/{org}/oauth/token`.
@@ -208,13 +220,13 @@ fn token_body(
     scope: &str,
     refresh_token: &str,
     session_id: &str,
-) -> Value {
-    json!({
-        "access_token": access.token,
-        "token_type": access.token_type.as_str(),
-        "expires_in": access.expires_in,
-        "scope": scope,
-        "refresh_token": refresh_token,
-        "session_id": session_id,
-    })
+) -> TokenBody {
+    TokenBody {
+        access_token: access.token.clone(),
+        token_type: access.token_type.as_str(),
+        expires_in: access.expires_in,
+        scope: scope.to_owned(),
+        refresh_token: refresh_token.to_owned(),
+        session_id: session_id.to_owned(),
+    }
 }
