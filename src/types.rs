@@ -100,18 +100,30 @@ string_enum!(
 );
 
 string_enum!(
-    /// Where an API key is in its life (`active` includes a rotation's grace period).
-    KeyStatus { Active => "active", Expired => "expired", Revoked => "revoked" }
+    /// Where an API key or a session is in its life: revoked once `revoked_at` has passed
+    /// (a rotation's grace period is still `active`), else expired once `expires_at` has.
+    Lifecycle { Active => "active", Expired => "expired", Revoked => "revoked" }
 );
+
+impl Lifecycle {
+    pub fn of(
+        revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        if revoked_at.is_some_and(|t| t <= now) {
+            Lifecycle::Revoked
+        } else if expires_at <= now {
+            Lifecycle::Expired
+        } else {
+            Lifecycle::Active
+        }
+    }
+}
 
 string_enum!(
     /// Whether a user may sign in, and whether it was deleted.
     UserStatus { Active => "active", Disabled => "disabled", Deleted => "deleted" }
-);
-
-string_enum!(
-    /// Whether a session may still refresh and authenticate.
-    SessionStatus { Active => "active", Revoked => "revoked", Expired => "expired" }
 );
 
 /// Every scope keygate knows. A key's scopes are a subset; a token's are the key's.

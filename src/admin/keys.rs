@@ -12,20 +12,14 @@ use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
 use crate::storage::page::{Page, PageRequest};
 use crate::storage::{self};
-use crate::types::{Environment, KeyStatus, Scopes};
+use crate::types::{Environment, Lifecycle, Scopes};
 
 /// The longest grace period a rotation may give the old key.
 pub const MAX_GRACE: Duration = Duration::from_secs(7 * 86_400);
 
 /// Where a key is in its life at `now`.
-pub fn status(key: &api_key::Model, now: DateTime<Utc>) -> KeyStatus {
-    if key.revoked_at.is_some_and(|t| t <= now) {
-        KeyStatus::Revoked
-    } else if key.expires_at <= now {
-        KeyStatus::Expired
-    } else {
-        KeyStatus::Active
-    }
+pub fn status(key: &api_key::Model, now: DateTime<Utc>) -> Lifecycle {
+    Lifecycle::of(key.revoked_at, key.expires_at, now)
 }
 
 /// How long a new key lives.
@@ -153,7 +147,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, id: &str) -> Result<(), Adm
         },
     )?;
     let now = state.clock.now();
-    if status(&key, now) == KeyStatus::Revoked {
+    if status(&key, now) == Lifecycle::Revoked {
         return Ok(());
     }
     super::revoke_key(&state.storage, state.clock.as_ref(), &actor.org, &key.id).await?;

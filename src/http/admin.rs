@@ -17,7 +17,9 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::extract::Authenticated;
 use super::handlers::request_meta;
-use super::schema::{self, ErrorBody, OrgIdPath, OrgPath, rfc3339};
+use super::schema::{
+    self, CreateErrors, ErrorBody, NotFound, OrgIdPath, OrgPath, ProtectedErrors, rfc3339,
+};
 use crate::admin::grants::{Grant, NewGrant};
 use crate::admin::issuers::NewIssuer;
 use crate::admin::keys::{CreateKey, Lifetime};
@@ -31,7 +33,7 @@ use crate::storage::audit::EventFilter;
 use crate::storage::page::{Page, PageRequest};
 use crate::storage::sessions::SessionFilter;
 use crate::storage::users::UserFilter;
-use crate::types::{Environment, KeyStatus, Role, Scopes, SessionStatus, UserStatus};
+use crate::types::{Environment, Lifecycle, Role, Scopes, UserStatus};
 
 fn parse_time(text: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
@@ -108,13 +110,7 @@ fn user_json(user: user::Model, org: &str) -> schema::User {
 }
 
 fn session_json(session: session::Model, now: DateTime<Utc>) -> schema::Session {
-    let status = if session.revoked_at.is_some_and(|t| t <= now) {
-        SessionStatus::Revoked
-    } else if session.expires_at <= now {
-        SessionStatus::Expired
-    } else {
-        SessionStatus::Active
-    };
+    let status = Lifecycle::of(session.revoked_at, session.expires_at, now);
     schema::Session {
         session_id: session.id,
         user_id: session.user_id,
@@ -237,7 +233,7 @@ pub struct KeyQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     user_id: Option<String>,
-    status: Option<KeyStatus>,
+    status: Option<Lifecycle>,
 }
 
 #[utoipa::path(
@@ -246,9 +242,7 @@ pub struct KeyQuery {
     params(OrgPath, KeyQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "A page of keys", body = inline(schema::Page<schema::ApiKey>)),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        ProtectedErrors,
     )
 )]
 pub async fn list_keys(
@@ -313,14 +307,9 @@ impl CreateKeyBody {
     params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateKeyBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
-        (status = 409, description = "`conflict`", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
+        CreateErrors,
     )
 )]
 pub async fn create_key(
@@ -353,10 +342,8 @@ pub async fn create_key(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "The key (never its secret)", body = schema::ApiKey),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn get_key(
@@ -376,10 +363,8 @@ pub async fn get_key(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn revoke_key(
@@ -405,14 +390,9 @@ pub struct RotateBody {
     params(OrgIdPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body(content = RotateBody, description = "Optional"), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
-        (status = 409, description = "`conflict`", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
+        CreateErrors,
     )
 )]
 pub async fn rotate_key(
@@ -466,9 +446,7 @@ pub struct UserQuery {
     params(OrgPath, UserQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "A page of users", body = inline(schema::Page<schema::User>)),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        ProtectedErrors,
     )
 )]
 pub async fn list_users(
@@ -502,13 +480,8 @@ pub struct CreateUserBody {
     params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateUserBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 201, description = "The new user", body = schema::User),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 409, description = "`conflict`", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+        ProtectedErrors,
+        CreateErrors,
     )
 )]
 pub async fn create_user(
@@ -535,10 +508,8 @@ pub async fn create_user(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "The user", body = schema::User),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn get_user(
@@ -578,13 +549,9 @@ where
     params(OrgIdPath), request_body = UpdateUserBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "The changed user", body = schema::User),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
-        (status = 409, description = "`conflict`", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
+        CreateErrors,
     )
 )]
 pub async fn update_user(
@@ -611,10 +578,8 @@ pub async fn update_user(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
         (status = 409, description = "`conflict`", body = ErrorBody),
     )
 )]
@@ -642,7 +607,7 @@ pub struct SessionQuery {
     cursor: Option<String>,
     user_id: Option<String>,
     api_key_id: Option<String>,
-    status: Option<SessionStatus>,
+    status: Option<Lifecycle>,
 }
 
 #[utoipa::path(
@@ -650,9 +615,7 @@ pub struct SessionQuery {
     params(OrgPath, SessionQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "A page of sessions", body = inline(schema::Page<schema::Session>)),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        ProtectedErrors,
     )
 )]
 pub async fn list_sessions(
@@ -680,10 +643,8 @@ pub async fn list_sessions(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 204, description = "Ended"),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn revoke_session(
@@ -722,9 +683,7 @@ pub struct EventQuery {
     params(OrgPath, EventQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "A page of events", body = inline(schema::Page<schema::AuditEvent>)),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        ProtectedErrors,
     )
 )]
 pub async fn list_events(
@@ -799,9 +758,7 @@ pub struct PageQuery {
     params(OrgPath, PageQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "A page of grants", body = inline(schema::Page<schema::CrossOrgGrant>)),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        ProtectedErrors,
     )
 )]
 pub async fn list_grants(
@@ -830,14 +787,9 @@ pub struct CreateGrantBody {
     params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateGrantBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 201, description = "The grant", body = schema::CrossOrgGrant),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
-        (status = 409, description = "`conflict`", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
+        CreateErrors,
     )
 )]
 pub async fn create_grant(
@@ -873,10 +825,8 @@ pub async fn create_grant(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "The grant", body = schema::CrossOrgGrant),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn get_grant(
@@ -895,10 +845,8 @@ pub async fn get_grant(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 204, description = "Ended"),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn revoke_grant(
@@ -948,9 +896,7 @@ pub struct CreateIssuerBody {
     params(OrgPath, PageQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "A page of providers", body = inline(schema::Page<schema::TrustedIssuer>)),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
+        ProtectedErrors,
     )
 )]
 pub async fn list_issuers(
@@ -970,13 +916,8 @@ pub async fn list_issuers(
     params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateIssuerBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 201, description = "The provider", body = schema::TrustedIssuer),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 409, description = "`conflict`", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
-        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`", body = ErrorBody),
+        ProtectedErrors,
+        CreateErrors,
     )
 )]
 pub async fn create_issuer(
@@ -1007,10 +948,8 @@ pub async fn create_issuer(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 200, description = "The provider", body = schema::TrustedIssuer),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn get_issuer(
@@ -1029,10 +968,8 @@ pub async fn get_issuer(
     params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 400, description = "Invalid request (a bad body, query or header)", body = ErrorBody),
-        (status = 401, description = "Missing, invalid or expired credential (`invalid_token`, `expired_token`, `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`", body = ErrorBody),
-        (status = 403, description = "`insufficient_scope` or `permission_denied`", body = ErrorBody),
-        (status = 404, description = "`not_found` or `unknown_organization`", body = ErrorBody),
+        ProtectedErrors,
+        NotFound,
     )
 )]
 pub async fn delete_issuer(

@@ -17,7 +17,7 @@ use super::handlers;
 use super::oauth;
 use super::schema;
 use crate::state::AppState;
-use crate::types::{KNOWN_SCOPES, KeyStatus, SessionStatus, UserStatus};
+use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -62,9 +62,8 @@ use crate::types::{KNOWN_SCOPES, KeyStatus, SessionStatus, UserStatus};
     components(schemas(
         schema::ErrorBody,
         schema::OAuthErrorBody,
-        KeyStatus,
-        UserStatus,
-        SessionStatus
+        Lifecycle,
+        UserStatus
     )),
     modifiers(&Security),
     tags(

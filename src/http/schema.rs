@@ -224,3 +224,45 @@ pub struct OrgIdPath {
     /// The item's id (`key_…`, `usr_…`, `ses_…`, `cog_…`, `tis_…`).
     pub id: String,
 }
+
+/// The errors every protected endpoint may answer (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ProtectedErrors {
+    /// Invalid request (a bad body, query or header).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// Missing, invalid or expired credential (`invalid_token`, `expired_token`,
+    /// `invalid_dpop_proof`, `use_dpop_nonce`), with `WWW-Authenticate`.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `insufficient_scope` or `permission_denied`.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// `not_found` (no such item in the organization) or `unknown_organization`.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum NotFound {
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// The errors a creating `POST` may also answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CreateErrors {
+    /// `conflict`.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// The body is larger than 64 KiB.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// The body is not `application/json`.
+    #[response(status = 415)]
+    NotJson(ErrorBody),
+    /// `idempotency_key_reused`.
+    #[response(status = 422)]
+    IdempotencyKeyReused(ErrorBody),
+}

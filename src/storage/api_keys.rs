@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage, StorageError};
-use crate::types::KeyStatus;
+use crate::types::Lifecycle;
 
 pub async fn insert(storage: &Storage, key: Model) -> Result<Model> {
     Ok(ActiveModel::from(key).insert(storage.db()).await?)
@@ -45,7 +45,7 @@ pub async fn list(storage: &Storage, org_id: &str) -> Result<Vec<Model>> {
 pub struct KeyFilter {
     pub user_id: Option<String>,
     /// With the instant the status is judged at.
-    pub status: Option<(KeyStatus, DateTime<Utc>)>,
+    pub status: Option<(Lifecycle, DateTime<Utc>)>,
 }
 
 /// One page of an organization's keys, newest first.
@@ -60,21 +60,12 @@ pub async fn page(
         select = select.filter(Column::UserId.eq(user_id.as_str()));
     }
     if let Some((status, now)) = filter.status {
-        let revoked = Condition::all()
-            .add(Column::RevokedAt.is_not_null())
-            .add(Column::RevokedAt.lte(now));
-        let not_revoked = Condition::any()
-            .add(Column::RevokedAt.is_null())
-            .add(Column::RevokedAt.gt(now));
-        select = select.filter(match status {
-            KeyStatus::Revoked => revoked,
-            KeyStatus::Expired => Condition::all()
-                .add(not_revoked)
-                .add(Column::ExpiresAt.lte(now)),
-            KeyStatus::Active => Condition::all()
-                .add(not_revoked)
-                .add(Column::ExpiresAt.gt(now)),
-        });
+        select = select.filter(super::lifecycle(
+            Column::RevokedAt,
+            Column::ExpiresAt,
+            status,
+            now,
+        ));
     }
     page::fetch(
         storage,

@@ -17,11 +17,14 @@ pub mod users;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::Condition;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
 
 use crate::config::Settings;
+use crate::types::Lifecycle;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -43,6 +46,26 @@ impl From<DbErr> for StorageError {
                 other => StorageError::Database(other),
             },
         }
+    }
+}
+
+/// Rows in `status` at `now` (see [`Lifecycle::of`]), by their `revoked_at` and
+/// `expires_at` columns.
+pub(crate) fn lifecycle<C: ColumnTrait>(
+    revoked_at: C,
+    expires_at: C,
+    status: Lifecycle,
+    now: DateTime<Utc>,
+) -> Condition {
+    let not_revoked = Condition::any()
+        .add(revoked_at.is_null())
+        .add(revoked_at.gt(now));
+    match status {
+        Lifecycle::Revoked => Condition::all()
+            .add(revoked_at.is_not_null())
+            .add(revoked_at.lte(now)),
+        Lifecycle::Expired => Condition::all().add(not_revoked).add(expires_at.lte(now)),
+        Lifecycle::Active => Condition::all().add(not_revoked).add(expires_at.gt(now)),
     }
 }
 

@@ -7,7 +7,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Transacti
 
 use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
-use crate::types::SessionStatus;
+use crate::types::Lifecycle;
 
 /// Creates a session with its first refresh token, atomically; with `touch_key`, records
 /// the key's use in the same transaction.
@@ -130,7 +130,7 @@ pub struct SessionFilter {
     pub user_id: Option<String>,
     pub api_key_id: Option<String>,
     /// With the instant the status is judged at.
-    pub status: Option<(SessionStatus, DateTime<Utc>)>,
+    pub status: Option<(Lifecycle, DateTime<Utc>)>,
 }
 
 /// One page of an organization's sessions, newest first.
@@ -149,21 +149,12 @@ pub async fn page(
         select = select.filter(Column::ApiKeyId.eq(key_id.as_str()));
     }
     if let Some((status, now)) = filter.status {
-        let revoked = Condition::all()
-            .add(Column::RevokedAt.is_not_null())
-            .add(Column::RevokedAt.lte(now));
-        let not_revoked = Condition::any()
-            .add(Column::RevokedAt.is_null())
-            .add(Column::RevokedAt.gt(now));
-        select = select.filter(match status {
-            SessionStatus::Revoked => revoked,
-            SessionStatus::Expired => Condition::all()
-                .add(not_revoked)
-                .add(Column::ExpiresAt.lte(now)),
-            SessionStatus::Active => Condition::all()
-                .add(not_revoked)
-                .add(Column::ExpiresAt.gt(now)),
-        });
+        select = select.filter(super::lifecycle(
+            Column::RevokedAt,
+            Column::ExpiresAt,
+            status,
+            now,
+        ));
     }
     page::fetch(
         storage,
