@@ -218,10 +218,14 @@ pub struct DpopSettings {
     /// How long one server nonce is issued; the previous one is accepted for as long again.
     #[serde(with = "humantime_serde")]
     pub nonce_window: Duration,
-    /// Where seen proof ids are kept: `memory` (one node).
+    /// Where seen proof ids are kept: `memory` (one node) or `redis` (a fleet).
     pub replay_store: ReplayStoreKind,
     /// The most proof ids the in-memory replay store holds.
     pub replay_capacity: u64,
+    /// With `replay_store = "redis"`: the Redis every node shares (`redis://host:6379/0`).
+    pub redis_url: Option<String>,
+    /// With `replay_store = "redis"`: the prefix of keygate's keys in that Redis.
+    pub redis_prefix: String,
 }
 
 impl Default for DpopSettings {
@@ -234,6 +238,8 @@ impl Default for DpopSettings {
             nonce_window: Duration::from_secs(300),
             replay_store: ReplayStoreKind::Memory,
             replay_capacity: 1_000_000,
+            redis_url: None,
+            redis_prefix: "keygate:dpop:".into(),
         }
     }
 }
@@ -243,6 +249,7 @@ impl Default for DpopSettings {
 pub enum ReplayStoreKind {
     #[default]
     Memory,
+    Redis,
 }
 
 /// 32-byte secrets, as base64 (standard or URL-safe) or hex. When absent they are generated

@@ -12,12 +12,14 @@ use tracing_actix_web::TracingLogger;
 
 use crate::audit::AuditLog;
 use crate::auth::cross_org::CrossOrg;
-use crate::auth::dpop::{Dpop, MemoryReplayStore, Nonces, PublicUrl};
+use crate::auth::dpop::{
+    Dpop, MemoryReplayStore, Nonces, PublicUrl, RedisReplayStore, ReplayStore,
+};
 use crate::auth::federation::Federation;
 use crate::auth::revocation::Revocations;
 use crate::bootstrap::{self, BootstrapCredentials};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DpopSettings, ReplayStoreKind, Settings};
 use crate::http::{self, request_id};
 use crate::secrets::Secrets;
 use crate::signing_keys::SigningKeys;
@@ -69,7 +71,7 @@ impl Application {
         let dpop = Dpop::new(
             &settings.dpop,
             PublicUrl::parse(&public_url)?,
-            Arc::new(MemoryReplayStore::new(settings.dpop.replay_capacity)),
+            replay_store(&settings.dpop).await?,
             Nonces::new(pepper.clone(), settings.dpop.nonce_window),
         );
         let state = AppState {
@@ -169,4 +171,22 @@ async fn stop_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// The configured DPoP replay store; Redis must answer at start.
+async fn replay_store(settings: &DpopSettings) -> anyhow::Result<Arc<dyn ReplayStore>> {
+    Ok(match settings.replay_store {
+        ReplayStoreKind::Memory => Arc::new(MemoryReplayStore::new(settings.replay_capacity)),
+        ReplayStoreKind::Redis => {
+            let url = settings
+                .redis_url
+                .as_deref()
+                .context("dpop.replay_store = \"redis\" needs dpop.redis_url")?;
+            Arc::new(
+                RedisReplayStore::connect(url, &settings.redis_prefix)
+                    .await
+                    .context("connecting to the DPoP replay store (dpop.redis_url)")?,
+            )
+        }
+    })
 }

@@ -18,5 +18,6 @@ mod jwks;
 mod me;
 mod oauth;
 mod reference;
+mod replay_store;
 mod rotation;
 mod signin;

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 pub use htu::PublicUrl;
 pub use nonce::Nonces;
-pub use replay::{MemoryReplayStore, ReplayError, ReplayStore, replay_key};
+pub use replay::{MemoryReplayStore, RedisReplayStore, ReplayError, ReplayStore, replay_key};
 
 use crate::config::DpopSettings;
 

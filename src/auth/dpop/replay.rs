@@ -1,6 +1,6 @@
 //! The replay cache (RFC 9449 §11.1): a proof's `jti` may be used once per key while the
-//! proof could be accepted. Behind [`ReplayStore`] so a fleet store (Redis, the database)
-//! can take the in-memory one's place.
+//! proof could be accepted. Behind [`ReplayStore`]: [`MemoryReplayStore`] for one node,
+//! [`RedisReplayStore`] shared by a fleet.
 
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,63 @@ impl ReplayStore for MemoryReplayStore {
         // insert, so two concurrent first uses could both see a fresh entry; `or_insert_with`
         // goes through moka's value initializer, which lets exactly one caller insert.
         Ok(self.cache.entry(key).or_insert_with(|| ttl).is_fresh())
+    }
+}
+
+/// A fleet's replay store: every node records proofs in one Redis, so a proof accepted by
+/// one node is refused by all. `SET key 1 NX PX ttl` is atomic: of concurrent first uses,
+/// on any nodes, exactly one succeeds, and the entry expires with the proof's window.
+/// When Redis cannot be reached a proof is refused (the request fails), never accepted
+/// unchecked.
+#[derive(Clone)]
+pub struct RedisReplayStore {
+    connection: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisReplayStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisReplayStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisReplayStore {
+    /// Connects to `url` (`redis://host:port/db`); keys are `{prefix}{hex of the key}`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, ReplayError> {
+        let client = redis::Client::open(url).map_err(|e| ReplayError(e.to_string()))?;
+        // A replay check waits at most this long for Redis; past it the proof is refused.
+        let timeout = Duration::from_secs(2);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout)
+            .set_number_of_retries(2)
+            .set_max_delay(500);
+        let connection = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| ReplayError(e.to_string()))?;
+        Ok(Self {
+            connection,
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplayStore for RedisReplayStore {
+    async fn insert_if_absent(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = redis::cmd("SET")
+            .arg(format!("{}{}", self.prefix, hex::encode(key)))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(|e| ReplayError(e.to_string()))?;
+        Ok(set.is_some())
     }
 }
 
