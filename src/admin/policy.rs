@@ -32,7 +32,7 @@ pub struct Actor {
 }
 
 impl Actor {
-    pub fn new(caller: Caller, meta: RequestMeta) -> Self {
+    pub fn new(caller: Caller) -> Self {
         let known = caller
             .token
             .scope
@@ -45,7 +45,7 @@ impl Actor {
             org: caller.org,
             key_id: caller.token.client_id,
             token_type: caller.token_type,
-            meta,
+            meta: caller.meta,
         }
     }
 

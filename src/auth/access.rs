@@ -96,6 +96,8 @@ pub struct Caller {
     pub auth_method: AuthMethod,
     /// The organization's DPoP policy (nonces are handed out on its responses).
     pub dpop_policy: DpopPolicy,
+    /// Where the request came from, for the audit trail.
+    pub meta: RequestMeta,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +209,7 @@ pub async fn authenticate(
         (false, false, TokenType::Bearer) => AuthMethod::Bearer,
     };
     if !cross {
+        caller.meta = presented.meta;
         return Ok(caller);
     }
 
@@ -232,6 +235,7 @@ pub async fn authenticate(
     caller.role = admitted?;
     caller.dpop_policy = state.dpop_policy(&target);
     caller.org = target;
+    caller.meta = presented.meta;
     Ok(caller)
 }
 
@@ -303,6 +307,7 @@ async fn authenticate_federated(
         token_type: TokenType::Bearer,
         auth_method: AuthMethod::BasicFederated,
         dpop_policy: policy,
+        meta: RequestMeta::default(),
     })
 }
 
@@ -374,5 +379,6 @@ async fn authenticate_home(
         token_type: scheme,
         auth_method: AuthMethod::Bearer,
         dpop_policy: policy,
+        meta: RequestMeta::default(),
     })
 }

@@ -1,0 +1,253 @@
+//! API keys: list, create, get, revoke, rotate.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{idempotent, page_json, page_request, parse_time, to_value};
+use crate::admin;
+use crate::admin::keys::{CreateKey, Lifetime};
+use crate::admin::policy::Actor;
+use crate::admin::{CreatedKey, parse_duration};
+use crate::http::body::JsonBody;
+use crate::http::error::ApiError;
+use crate::http::extract::Authenticated;
+use crate::http::schema::{
+    self, CreateErrors, NotFound, OrgIdPath, OrgPath, ProtectedErrors, rfc3339,
+};
+use crate::state::AppState;
+use crate::storage::api_keys::KeyFilter;
+use crate::types::{Environment, Lifecycle, Scopes};
+use entity::api_key;
+
+fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
+    let status = admin::keys::status(&key, now);
+    schema::ApiKey {
+        api_key_id: key.id,
+        user_id: key.user_id,
+        name: key.name,
+        scopes: key
+            .scopes
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        environment: key.environment,
+        status: status.as_str().to_owned(),
+        created_at: rfc3339(key.created_at),
+        expires_at: rfc3339(key.expires_at),
+        revoked_at: key.revoked_at.map(rfc3339),
+        last_used_at: key.last_used_at.map(rfc3339),
+    }
+}
+
+/// The field of a key response that holds the secret.
+const SECRET_FIELD: &str = "api_key";
+
+fn created_key_json(created: CreatedKey, now: DateTime<Utc>) -> Value {
+    to_value(schema::CreatedApiKey {
+        api_key: created.secret.expose().to_owned(),
+        key: key_json(created.key, now),
+    })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct KeyQuery {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u64>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    user_id: Option<String>,
+    status: Option<Lifecycle>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/{org}/api_keys", tag = "API keys",
+    summary = "List API keys", description = "Newest first. Members and service accounts see their own keys only.",
+    params(OrgPath, KeyQuery), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "A page of keys", body = inline(schema::Page<schema::ApiKey>)),
+        ProtectedErrors,
+    )
+)]
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    query: web::Query<KeyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::new(caller);
+    let query = query.into_inner();
+    let page = page_request(query.limit, query.cursor.as_deref())?;
+    let now = state.clock.now();
+    let filter = KeyFilter {
+        user_id: query.user_id,
+        status: query.status.map(|s| (s, now)),
+    };
+    let keys = admin::keys::list(&state, &actor, filter, &page).await?;
+    Ok(page_json(keys, |k| key_json(k, now)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    name: String,
+    user_id: Option<String>,
+    duration: Option<String>,
+    expires_at: Option<String>,
+    scopes: Option<Vec<String>>,
+    environment: Option<Environment>,
+}
+
+impl CreateKeyBody {
+    fn parse(self) -> Result<CreateKey, ApiError> {
+        let lifetime = match (self.duration, self.expires_at) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid_request(
+                    "give either `duration` or `expires_at`, not both",
+                ));
+            }
+            (Some(d), None) => Lifetime::For(parse_duration(&d, "duration")?),
+            (None, Some(at)) => Lifetime::Until(parse_time(&at, "expires_at")?),
+            (None, None) => Lifetime::Default,
+        };
+        let scopes = self
+            .scopes
+            .map(|names| Scopes::parse(names.iter().map(String::as_str)))
+            .transpose()
+            .map_err(|e| ApiError::invalid_request(format!("`scopes`: {}", e.0)))?;
+        Ok(CreateKey {
+            name: self.name,
+            user_id: self.user_id,
+            lifetime,
+            scopes,
+            environment: self.environment.unwrap_or(Environment::Live),
+        })
+    }
+}
+
+#[utoipa::path(
+    post, path = "/v1/{org}/api_keys", tag = "API keys",
+    summary = "Create an API key", description = "The response is the only time the secret (`api_key`) is shown.",
+    params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateKeyBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
+        ProtectedErrors,
+        NotFound,
+        CreateErrors,
+    )
+)]
+pub async fn create_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    body: JsonBody<CreateKeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::new(caller);
+    let input = body.value.parse()?;
+    idempotent(
+        &state,
+        &actor,
+        &req,
+        &body.json,
+        Some(SECRET_FIELD),
+        || async {
+            let created = admin::keys::create(&state, &actor, input).await?;
+            Ok((
+                StatusCode::CREATED,
+                created_key_json(created, state.clock.now()),
+            ))
+        },
+    )
+    .await
+}
+
+#[utoipa::path(
+    get, path = "/v1/{org}/api_keys/{id}", tag = "API keys", summary = "Get an API key",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The key (never its secret)", body = schema::ApiKey),
+        ProtectedErrors,
+        NotFound,
+    )
+)]
+pub async fn get_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::new(caller);
+    let key = admin::keys::get(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::Ok().json(key_json(key, state.clock.now())))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/{org}/api_keys/{id}", tag = "API keys", summary = "Revoke an API key",
+    description = "The key stops working at once and its sessions end. Revoking a revoked key is a no-op.",
+    params(OrgIdPath), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        ProtectedErrors,
+        NotFound,
+    )
+)]
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::new(caller);
+    admin::keys::revoke(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    grace_period: Option<String>,
+}
+
+#[utoipa::path(
+    post, path = "/v1/{org}/api_keys/{id}/rotate", tag = "API keys", summary = "Rotate an API key",
+    description = "Issues a replacement (same owner, name, scopes, environment, lifetime); the old key works until the grace period ends.",
+    params(OrgIdPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body(content = RotateBody, description = "Optional"), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
+        ProtectedErrors,
+        NotFound,
+        CreateErrors,
+    )
+)]
+pub async fn rotate_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: JsonBody<RotateBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::new(caller);
+    let grace = match &body.value.grace_period {
+        Some(text) if text.trim() == "0" => std::time::Duration::ZERO,
+        Some(text) => parse_duration(text, "grace_period")?,
+        None => std::time::Duration::ZERO,
+    };
+    idempotent(
+        &state,
+        &actor,
+        &req,
+        &body.json,
+        Some(SECRET_FIELD),
+        || async {
+            let created = admin::keys::rotate(&state, &actor, &path.1, grace).await?;
+            Ok((
+                StatusCode::CREATED,
+                created_key_json(created, state.clock.now()),
+            ))
+        },
+    )
+    .await
+}
