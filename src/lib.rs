@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod keys;
 pub mod oauth;
+pub mod outbound;
 pub mod secrets;
 pub mod signing_keys;
 pub mod startup;

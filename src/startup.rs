@@ -21,6 +21,7 @@ use crate::bootstrap::{self, BootstrapCredentials};
 use crate::clock::Clock;
 use crate::config::{DpopSettings, ReplayStoreKind, Settings};
 use crate::http::{self, request_id};
+use crate::outbound::AddressPolicy;
 use crate::secrets::Secrets;
 use crate::signing_keys::SigningKeys;
 use crate::state::AppState;
@@ -76,8 +77,12 @@ impl Application {
         );
         let state = AppState {
             cross_org: CrossOrg::new(&settings.cross_org),
-            federation: Federation::new(&settings.federation)
-                .context("building the identity providers' HTTP client")?,
+            federation: Federation::new(
+                &settings.federation,
+                AddressPolicy::for_bind(&settings.server.bind),
+                clock.clone(),
+            )
+            .context("building the identity providers' HTTP client")?,
             settings: Arc::new(settings),
             audit: AuditLog::spawn(storage.clone(), clock.clone()),
             storage,

@@ -7,6 +7,7 @@ use super::AdminError;
 use super::policy::{Action, Actor, Target};
 use crate::auth::federation::{ALGORITHMS, parse_jwks};
 use crate::ids::new_id;
+use crate::outbound::AddressPolicy;
 use crate::state::AppState;
 use crate::storage::page::{Page, PageRequest};
 use crate::storage::{self, StorageError};
@@ -27,25 +28,17 @@ fn invalid(message: impl Into<String>) -> AdminError {
     AdminError::Invalid(message.into())
 }
 
-/// `https`, or `http` to a loopback address (development and tests).
-fn check_jwks_uri(uri: &str) -> Result<(), AdminError> {
+/// `https` (or `http` to a loopback address, when keygate itself runs on loopback), and
+/// not an IP literal of a private, link-local, loopback or other non-public network. Names
+/// are checked again after resolution at every fetch (`crate::outbound`).
+fn check_jwks_uri(uri: &str, policy: AddressPolicy) -> Result<(), AdminError> {
     let url = url::Url::parse(uri).map_err(|_| invalid("`jwks_uri` is not a URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    match url.scheme() {
-        "https" if url.host().is_some() => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(invalid(
-            "`jwks_uri` must be https (http only on a loopback address)",
-        )),
-    }
+    policy
+        .check_url(&url)
+        .map_err(|e| invalid(format!("`jwks_uri` is refused: {e}")))
 }
 
-fn check(new: &NewIssuer) -> Result<(), AdminError> {
+fn check(new: &NewIssuer, policy: AddressPolicy) -> Result<(), AdminError> {
     let bounded = |value: &str, field: &str, max: usize| {
         if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
             Err(invalid(format!("`{field}` must be 1 to {max} characters")))
@@ -57,7 +50,7 @@ fn check(new: &NewIssuer) -> Result<(), AdminError> {
     bounded(&new.audience, "audience", 2048)?;
     bounded(&new.subject_claim, "subject_claim", 100)?;
     match (&new.jwks_uri, &new.jwks) {
-        (Some(uri), None) => check_jwks_uri(uri)?,
+        (Some(uri), None) => check_jwks_uri(uri, policy)?,
         (None, Some(jwks)) => {
             parse_jwks(jwks).map_err(|e| invalid(format!("`jwks` is not a usable JWKS: {e}")))?;
         }
@@ -85,7 +78,7 @@ pub async fn create(
     new: NewIssuer,
 ) -> Result<trusted_issuer::Model, AdminError> {
     actor.check(state, Action::IssuersWrite, Target::Issuer { id: None })?;
-    check(&new)?;
+    check(&new, state.federation.policy())?;
     let mut algorithms = new.algorithms;
     algorithms.sort();
     algorithms.dedup();
@@ -157,23 +150,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jwks_uris_are_https_or_loopback_http() {
+    fn jwks_uris_are_https_or_loopback_http_on_a_loopback_server() {
+        let loopback = AddressPolicy {
+            allow_loopback: true,
+        };
+        let exposed = AddressPolicy {
+            allow_loopback: false,
+        };
         for ok in [
-            "https://idp.example/jwks",
             "http://127.0.0.1:8080/jwks",
             "http://[::1]/jwks",
             "http://localhost/jwks",
         ] {
-            assert!(check_jwks_uri(ok).is_ok(), "{ok}");
+            assert!(check_jwks_uri(ok, loopback).is_ok(), "{ok}");
+            assert!(check_jwks_uri(ok, exposed).is_err(), "{ok}");
         }
+        assert!(check_jwks_uri("https://idp.example/jwks", exposed).is_ok());
         for bad in [
             "http://idp.example/jwks",
             "http://10.0.0.1/jwks",
+            "https://10.0.0.1/jwks",
+            "https://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:127.0.0.1]/jwks",
             "ftp://idp.example/jwks",
             "not a url",
             "file:///etc/passwd",
         ] {
-            assert!(check_jwks_uri(bad).is_err(), "{bad}");
+            assert!(check_jwks_uri(bad, loopback).is_err(), "{bad}");
+            assert!(check_jwks_uri(bad, exposed).is_err(), "{bad}");
         }
     }
 }

@@ -7,14 +7,21 @@
 //! names a `kid` the cache lacks or the cached set is older than `jwks_max_age`, at most
 //! once per `jwks_cooldown` per provider whatever the traffic. A provider that is down
 //! changes nothing while keys are cached; with none, requests fail with a clear reason. A
-//! failed fetch is not retried, nor logged again, within the cooldown.
+//! failed fetch is not retried, nor logged again, within the cooldown. Ages and cooldowns
+//! are measured with the injected [`Clock`].
+//!
+//! Fetches go through [`crate::outbound`]: public addresses only (after DNS resolution; the
+//! connection is made to the checked address), no redirects, no proxy, and the body is
+//! read in chunks and dropped past 256 KiB.
 //!
 //! Checks, in order: the `alg` is one the provider was registered with, the key verifies
-//! the signature, `iss` and `aud` match, `exp` (required), `nbf` and `iat` hold with the
+//! the signature, `iss`, `aud` and `exp` are present, `iss` is the registered issuer, `aud`
+//! is (or contains) the registered audience, `exp`, `nbf` and `iat` hold with the
 //! configured leeway, the subject claim names an active user.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,7 +33,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use moka::sync::Cache;
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::config::FederationSettings;
+use crate::outbound::{self, AddressPolicy};
 use crate::storage::{self, Storage, StorageError};
 
 /// The signature algorithms a provider may be registered with.
@@ -62,6 +71,10 @@ pub enum FederationError {
     BadSignature,
     #[error("the token's audience is not the one this organization expects")]
     WrongAudience,
+    #[error("the token has no `aud` claim")]
+    NoAudience,
+    #[error("the token has no `iss` claim")]
+    NoIssuer,
     #[error("the token has no `exp` claim")]
     NoExpiry,
     #[error("the token has expired")]
@@ -113,20 +126,62 @@ fn find<'a>(set: &'a JwkSet, kid: Option<&str>) -> Option<&'a Jwk> {
     }
 }
 
+/// `t + d`, saturating.
+fn later(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 struct Fetched {
-    at: Instant,
+    at: DateTime<Utc>,
     set: JwkSet,
+}
+
+/// Provider id → the instant until which something may not happen again.
+#[derive(Default)]
+struct Cooldowns(Mutex<HashMap<String, DateTime<Utc>>>);
+
+impl Cooldowns {
+    /// How many providers are remembered before expired entries are swept.
+    const SWEEP_AT: usize = 10_000;
+
+    fn active(&self, id: &str, now: DateTime<Utc>) -> bool {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id).is_some_and(|until| *until > now)
+    }
+
+    fn start(&self, id: &str, until: DateTime<Utc>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(id.to_owned(), until);
+    }
+
+    /// Starts a cooldown unless one is running: true for exactly one caller per cooldown,
+    /// however many arrive at once.
+    fn claim(&self, id: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(id).is_some_and(|t| *t > now) {
+            return false;
+        }
+        if map.len() >= Self::SWEEP_AT {
+            map.retain(|_, t| *t > now);
+        }
+        map.insert(id.to_owned(), until);
+        true
+    }
 }
 
 pub struct Federation {
     http: reqwest::Client,
+    /// Where `jwks_uri` fetches may go.
+    policy: AddressPolicy,
+    clock: Arc<dyn Clock>,
     /// Provider id → its fetched keys.
     keys: Cache<String, Arc<Fetched>>,
-    /// Provider id → present for a cooldown after a refetch of cached keys.
-    refetched: Cache<String, ()>,
-    /// Provider id → present for a cooldown after a failed fetch.
-    failed: Cache<String, ()>,
-    max_age: Duration,
+    /// Provider id → no refetch of cached keys until then.
+    refetched: Cooldowns,
+    /// Provider id → no fetch after a failed one until then.
+    failed: Cooldowns,
+    cooldown: chrono::Duration,
+    max_age: chrono::Duration,
 }
 
 impl std::fmt::Debug for Federation {
@@ -136,23 +191,27 @@ impl std::fmt::Debug for Federation {
 }
 
 impl Federation {
-    pub fn new(settings: &FederationSettings) -> Result<Arc<Self>, reqwest::Error> {
+    pub fn new(
+        settings: &FederationSettings,
+        policy: AddressPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, reqwest::Error> {
+        let duration = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         Ok(Arc::new(Self {
-            http: reqwest::Client::builder()
-                .timeout(settings.http_timeout)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            http: outbound::client(policy, settings.http_timeout)?,
+            policy,
+            clock,
             keys: Cache::builder().max_capacity(10_000).build(),
-            refetched: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(settings.jwks_cooldown)
-                .build(),
-            failed: Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(settings.jwks_cooldown)
-                .build(),
-            max_age: settings.jwks_max_age,
+            refetched: Cooldowns::default(),
+            failed: Cooldowns::default(),
+            cooldown: duration(settings.jwks_cooldown),
+            max_age: duration(settings.jwks_max_age),
         }))
+    }
+
+    /// Where `jwks_uri` fetches may go (registration checks URLs against it too).
+    pub fn policy(&self) -> AddressPolicy {
+        self.policy
     }
 
     /// Verifies `token` as one of `issuer`'s and returns the user it identifies in `org`.
@@ -181,11 +240,16 @@ impl Federation {
         // Times are checked below against keygate's clock.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        validation.required_spec_claims.clear();
+        validation.set_required_spec_claims(&["iss", "aud", "exp"]);
         validation.set_issuer(&[&issuer.issuer]);
         validation.set_audience(&[&issuer.audience]);
         let claims: Value = decode(token, &key, &validation)
             .map_err(|e| match e.kind() {
+                ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+                    "aud" => FederationError::NoAudience,
+                    "iss" => FederationError::NoIssuer,
+                    _ => FederationError::NoExpiry,
+                },
                 ErrorKind::InvalidAudience => FederationError::WrongAudience,
                 ErrorKind::InvalidIssuer => FederationError::UntrustedIssuer,
                 ErrorKind::InvalidSignature
@@ -233,10 +297,11 @@ impl Federation {
         let Some(uri) = &issuer.jwks_uri else {
             return Err(FederationError::ProviderUnavailable);
         };
+        let now = self.clock.now();
         let cached = self.keys.get(&issuer.id);
         if let Some(fetched) = &cached
             && let Some(jwk) = find(&fetched.set, kid)
-            && fetched.at.elapsed() < self.max_age
+            && now < later(fetched.at, self.max_age)
         {
             return Ok(jwk.clone());
         }
@@ -248,25 +313,17 @@ impl Federation {
         };
         // After a failure, the provider is not asked again within the cooldown. With keys
         // cached, an unknown `kid` or old keys cause one refetch per cooldown, however many
-        // requests arrive at once (moka's `or_insert_with` lets exactly one caller in).
-        if self.failed.contains_key(&issuer.id) {
+        // requests arrive at once (`claim` lets exactly one caller in).
+        if self.failed.active(&issuer.id, now) {
             return fallback();
         }
-        if cached.is_some()
-            && !self
-                .refetched
-                .entry(issuer.id.clone())
-                .or_insert_with(|| ())
-                .is_fresh()
-        {
+        let until = later(now, self.cooldown);
+        if cached.is_some() && !self.refetched.claim(&issuer.id, now, until) {
             return fallback();
         }
         match self.fetch(uri).await {
             Ok(set) => {
-                let fetched = Arc::new(Fetched {
-                    at: Instant::now(),
-                    set,
-                });
+                let fetched = Arc::new(Fetched { at: now, set });
                 self.keys.insert(issuer.id.clone(), fetched.clone());
                 find(&fetched.set, kid)
                     .cloned()
@@ -274,7 +331,7 @@ impl Federation {
             }
             Err(reason) => {
                 // Logged once per cooldown: `failed` stops further attempts until then.
-                self.failed.insert(issuer.id.clone(), ());
+                self.failed.start(&issuer.id, until);
                 tracing::warn!(
                     issuer = %issuer.issuer,
                     jwks_uri = %uri,
@@ -287,26 +344,14 @@ impl Federation {
     }
 
     async fn fetch(&self, uri: &str) -> Result<JwkSet, String> {
-        let response = self
-            .http
-            .get(uri)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-        {
-            return Err("the JWKS is too large".into());
-        }
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err("the JWKS is too large".into());
-        }
+        let body = outbound::get_capped(
+            &self.http,
+            self.policy,
+            uri,
+            "application/json",
+            MAX_JWKS_BYTES,
+        )
+        .await?;
         parse_jwks(&String::from_utf8_lossy(&body))
     }
 }

@@ -20,18 +20,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::admin_helpers::{Reply, Session};
 use crate::helpers::{TestApp, spawn_app_with};
 
-const ISSUER: &str = "https://idp.example.test";
-const AUDIENCE: &str = "keygate-default";
+pub const ISSUER: &str = "https://idp.example.test";
+pub const AUDIENCE: &str = "keygate-default";
+/// The JWKS cooldown of [`setup`]'s app: long, since only the test clock moves it.
+const COOLDOWN: Duration = Duration::from_secs(60);
 
 /// A provider's signing key.
-struct ProviderKey {
+pub struct ProviderKey {
     kid: String,
     signer: Box<dyn JwsSigner>,
     public: Jwk,
 }
 
 impl ProviderKey {
-    fn rs256(kid: &str) -> Self {
+    pub fn rs256(kid: &str) -> Self {
         let pair = RS256.generate_key_pair(2048).unwrap();
         let mut public = pair.to_jwk_public_key();
         public.set_key_id(kid);
@@ -42,7 +44,7 @@ impl ProviderKey {
         }
     }
 
-    fn es256(kid: &str) -> Self {
+    pub fn es256(kid: &str) -> Self {
         let pair = ES256.generate_key_pair().unwrap();
         let mut public = pair.to_jwk_public_key();
         public.set_key_id(kid);
@@ -53,12 +55,12 @@ impl ProviderKey {
         }
     }
 
-    fn jwk(&self) -> Value {
+    pub fn jwk(&self) -> Value {
         serde_json::to_value(self.public.as_ref()).unwrap()
     }
 
     /// A token with the claims a provider would issue now for `sub`, overridden by `extra`.
-    fn token(&self, app: &TestApp, sub: &str, extra: Value) -> String {
+    pub fn token(&self, app: &TestApp, sub: &str, extra: Value) -> String {
         let now = app.now().timestamp();
         let mut claims = json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": sub,
@@ -81,15 +83,15 @@ impl ProviderKey {
 
 /// A JWKS endpoint on a loopback port: serves the current key set, counts fetches, and can
 /// be taken down (503).
-struct JwksServer {
-    url: String,
+pub struct JwksServer {
+    pub url: String,
     keys: Arc<Mutex<Value>>,
     hits: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
 }
 
 impl JwksServer {
-    async fn start(keys: Value) -> Self {
+    pub async fn start(keys: Value) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
         let keys = Arc::new(Mutex::new(keys));
@@ -133,19 +135,19 @@ impl JwksServer {
         }
     }
 
-    fn hits(&self) -> usize {
+    pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
 }
 
-fn basic(user_id: &str, token: &str) -> String {
+pub fn basic(user_id: &str, token: &str) -> String {
     format!(
         "Basic {}",
         STANDARD.encode(format!("default_{user_id}:{token}"))
     )
 }
 
-async fn me(app: &TestApp, org: &str, authorization: &str) -> Reply {
+pub async fn me(app: &TestApp, org: &str, authorization: &str) -> Reply {
     Reply::from(
         app.client
             .get(app.url(&format!("/v1/{org}/user/me")))
@@ -157,11 +159,11 @@ async fn me(app: &TestApp, org: &str, authorization: &str) -> Reply {
     .await
 }
 
-/// An app with a short JWKS cooldown, the owner's session, and a member linked to the
-/// provider's subject `idp|alice`.
-async fn setup() -> (TestApp, Session, String) {
+/// An app with a [`COOLDOWN`] JWKS cooldown, the owner's session, and a member linked to
+/// the provider's subject `idp|alice`.
+pub async fn setup() -> (TestApp, Session, String) {
     let app = spawn_app_with(|s| {
-        s.federation.jwks_cooldown = Duration::from_secs(2);
+        s.federation.jwks_cooldown = COOLDOWN;
     })
     .await;
     let owner = app.session(&app.owner.clone()).await;
@@ -176,7 +178,7 @@ async fn setup() -> (TestApp, Session, String) {
     (app, owner, alice.user_id)
 }
 
-async fn trust(app: &TestApp, owner: &Session, body: Value) -> Reply {
+pub async fn trust(app: &TestApp, owner: &Session, body: Value) -> Reply {
     app.post_as(&owner.token, "/v1/default/trusted_issuers", &body)
         .await
 }
@@ -239,6 +241,21 @@ async fn bad_provider_tokens_are_401_invalid_token() {
     let stranger = ProviderKey::rs256("rsa-1");
     // (case, token, a phrase of the error's message)
     let cases = [
+        (
+            "no aud",
+            rsa.token(&app, "idp|alice", json!({"aud": null})),
+            "no `aud`",
+        ),
+        (
+            "no iss",
+            rsa.token(&app, "idp|alice", json!({"iss": null})),
+            "",
+        ),
+        (
+            "aud list without the registered audience",
+            rsa.token(&app, "idp|alice", json!({"aud": ["a", "b"]})),
+            "audience",
+        ),
         (
             "wrong aud",
             rsa.token(&app, "idp|alice", json!({"aud": "someone-else"})),
@@ -348,10 +365,20 @@ async fn an_unknown_kid_refetches_once_per_cooldown_then_fails() {
     }
     assert_eq!(server.hits(), 2, "one refetch for the unknown kid");
 
-    // The provider rotates: the new kid is fetched once the cooldown has passed.
+    // The provider rotates: the new kid is fetched once the cooldown has passed on
+    // keygate's clock (not before, however much real time passes).
     let new = ProviderKey::es256("k-new");
     *server.keys.lock().unwrap() = json!({"keys": [old.jwk(), new.jwk()]});
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(COOLDOWN - Duration::from_secs(1));
+    me(
+        &app,
+        "default",
+        &basic(&alice, &new.token(&app, "idp|alice", json!({}))),
+    )
+    .await
+    .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    assert_eq!(server.hits(), 2, "still within the cooldown");
+    app.clock.advance(Duration::from_secs(2));
     me(
         &app,
         "default",
@@ -427,6 +454,17 @@ async fn a_provider_that_is_down_keeps_cached_keys_working_and_fails_cleanly_wit
         1,
         "a provider that is down is asked once per cooldown"
     );
+    // Once the cooldown has passed on keygate's clock, it is asked again (still down).
+    app.clock.advance(COOLDOWN + Duration::from_secs(1));
+    let token = other.token(
+        &app,
+        "idp|alice",
+        json!({"iss": "https://other-idp.example.test"}),
+    );
+    me(&app, "default", &basic(&alice, &token))
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    assert_eq!(dead.hits(), 2, "asked again after the cooldown");
 }
 
 #[tokio::test]
