@@ -174,10 +174,12 @@ pub enum KeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SigningKeyCommand {
+    /// Publish a new key; it signs once the JWKS cache lifetime has passed (70 s).
     Rotate {
         #[command(flatten)]
         out: Output,
     },
+    /// Every key with its state: published, active, retiring or retired.
     List {
         #[command(flatten)]
         out: Output,
@@ -633,21 +635,28 @@ async fn signing_key(
     match cmd {
         SigningKeyCommand::Rotate { out } => {
             let secrets = Secrets::load(settings)?;
-            let now = clock.now();
-            // Older keys stay published until every token they signed has expired.
-            let keep = settings.tokens.access_ttl + settings.tokens.leeway;
-            let retire_at = now + chrono::Duration::from_std(keep).context("token lifetime")?;
-            let record =
-                signing_keys::rotate(&storage, &secrets.kek, settings.tokens.alg, now, retire_at)
-                    .await?;
+            // Older keys stay published until every token they may sign has expired.
+            let lifetime = settings.tokens.access_ttl + settings.tokens.leeway;
+            let rotation = signing_keys::rotate(
+                &storage,
+                &secrets.kek,
+                settings.tokens.alg,
+                clock.now(),
+                lifetime,
+            )
+            .await?;
+            let (key, retire_at) = (&rotation.key, rotation.previous_retire_at);
             print(
                 &out,
-                json!({"kid": record.kid, "alg": record.alg, "activated_at": rfc3339(record.activated_at), "previous_keys_retire_at": rfc3339(retire_at)}),
+                json!({"kid": key.kid, "alg": key.alg, "state": "published",
+                       "activates_at": rfc3339(key.activated_at),
+                       "previous_keys_retire_at": rfc3339(retire_at)}),
                 || {
                     format!(
-                        "new signing key {} ({}) is active; previous keys retire at {}",
-                        record.kid,
-                        record.alg,
+                        "new signing key {} ({}) is published; it signs from {}; previous keys retire at {}",
+                        key.kid,
+                        key.alg,
+                        rfc3339(key.activated_at),
                         rfc3339(retire_at)
                     )
                 },
@@ -655,28 +664,33 @@ async fn signing_key(
         }
         SigningKeyCommand::List { out } => {
             let records = storage::signing_keys::all(&storage).await?;
-            let now = clock.now();
+            let states = signing_keys::states(&records, clock.now());
             let rows: Vec<_> = records
                 .iter()
-                .map(|r| json!({
-                    "kid": r.kid, "alg": r.alg, "created_at": rfc3339(r.created_at),
+                .zip(&states)
+                .map(|(r, state)| json!({
+                    "kid": r.kid, "alg": r.alg, "state": state.as_str(),
+                    "created_at": rfc3339(r.created_at),
                     "activated_at": rfc3339(r.activated_at), "retire_at": r.retire_at.map(rfc3339),
-                    "published": r.retire_at.is_none_or(|t| t > now),
+                    "published": *state != signing_keys::KeyState::Retired,
                 }))
                 .collect();
             print(&out, json!(rows), || {
                 records
                     .iter()
-                    .map(|r| {
+                    .zip(&states)
+                    .map(|(r, state)| {
                         format!(
-                            "{}\t{}\tactivated {}\t{}",
+                            "{}\t{}\t{}\tsigns from {}\t{}",
                             r.kid,
                             r.alg,
+                            state.as_str(),
                             rfc3339(r.activated_at),
-                            r.retire_at.map_or("current".to_owned(), |t| format!(
-                                "retires {}",
-                                rfc3339(t)
-                            ))
+                            r.retire_at
+                                .map_or("no retirement set".to_owned(), |t| format!(
+                                    "retires {}",
+                                    rfc3339(t)
+                                ))
                         )
                     })
                     .collect::<Vec<_>>()

@@ -1,7 +1,14 @@
 //! The server's signing keys at run time: loads them from storage, creates the first one,
 //! rotates, and keeps an in-memory [`KeySet`] that is reloaded when it is older than
-//! [`MAX_AGE`], so a rotation anywhere reaches every node within a second while requests
-//! (including ones with garbage `kid`s) never query the database themselves.
+//! [`MAX_AGE`] (or when a published key's activation time has come), so a rotation
+//! anywhere reaches every node within a second while requests (including ones with
+//! garbage `kid`s) never query the database themselves.
+//!
+//! Publish before signing: [`rotate`] publishes the new key at once (every node serves it
+//! in its JWKS within [`MAX_AGE`]) and lets it sign only [`ACTIVATION_DELAY`] later, once
+//! every JWKS copy cached by a resource server (`Cache-Control: max-age` =
+//! [`JWKS_MAX_AGE`]) has been refreshed. So no verifier meets a `kid` it cannot know of,
+//! and a node verifying a token of another node always has its key already.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -17,6 +24,63 @@ use crate::storage::{Storage, StorageError, signing_keys};
 /// How old a node's copy of the signing keys may get: a rotation done by another node or
 /// by the CLI is served and used within this time, without a query per request.
 pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+/// How long resource servers may cache the JWKS (its `Cache-Control: max-age`).
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How long a rotated key is published before it signs: the JWKS cache lifetime, plus a
+/// margin for this fleet's reload ([`MAX_AGE`]), slow JWKS fetches and clock skew.
+pub const ACTIVATION_DELAY: Duration = Duration::from_secs(60 + 10);
+
+/// Where a signing key is in its life, at a given instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    /// In the JWKS, not signing yet (its activation time is ahead).
+    Published,
+    /// In the JWKS and signing new tokens.
+    Active,
+    /// Replaced by a newer key: in the JWKS and verifying, no longer signing, until its
+    /// retirement time.
+    Retiring,
+    /// Past its retirement time: neither published nor accepted.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Published => "published",
+            KeyState::Active => "active",
+            KeyState::Retiring => "retiring",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+/// The state of each record at `now` (the rule [`KeySet::build`] signs by: the newest
+/// published key whose activation time has passed is the active one).
+pub fn states(records: &[SigningKeyRecord], now: DateTime<Utc>) -> Vec<KeyState> {
+    let published = |r: &SigningKeyRecord| r.retire_at.is_none_or(|t| t > now);
+    let active = records
+        .iter()
+        .filter(|r| published(r) && r.activated_at <= now)
+        .max_by_key(|r| r.activated_at)
+        .map(|r| r.kid.as_str());
+    records
+        .iter()
+        .map(|r| {
+            if !published(r) {
+                KeyState::Retired
+            } else if Some(r.kid.as_str()) == active {
+                KeyState::Active
+            } else if r.activated_at > now {
+                KeyState::Published
+            } else {
+                KeyState::Retiring
+            }
+        })
+        .collect()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigningKeysError {
@@ -62,15 +126,32 @@ pub async fn ensure_active(
     Ok(signing_keys::all(storage).await?)
 }
 
-/// Publishes and activates a new key; every older key stays published until `retire_at`
-/// (the caller passes now + the longest token lifetime + leeway).
+/// What [`rotate`] did.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    /// The new key: published now, signing from its `activated_at`.
+    pub key: SigningKeyRecord,
+    /// When the keys it replaces leave the JWKS (set on those without a date yet).
+    pub previous_retire_at: DateTime<Utc>,
+}
+
+/// Publishes a new key that signs from `now` + [`ACTIVATION_DELAY`]; every older key keeps
+/// signing until then and stays published until every token it may sign has expired
+/// (`token_lifetime`: the longest access token lifetime plus leeway, counted from the new
+/// key's activation).
 pub async fn rotate(
     storage: &Storage,
     kek: &Kek,
     alg: SigningAlg,
     now: DateTime<Utc>,
-    retire_at: DateTime<Utc>,
-) -> Result<SigningKeyRecord, SigningKeysError> {
+    token_lifetime: Duration,
+) -> Result<Rotation, SigningKeysError> {
+    let later = |t: DateTime<Utc>, d: Duration| {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| t.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    };
     // The newest activated key signs: make sure the new one is strictly the newest, even
     // when the clock has not moved since the last rotation.
     let latest = signing_keys::all(storage)
@@ -78,12 +159,19 @@ pub async fn rotate(
         .into_iter()
         .map(|r| r.activated_at)
         .max();
-    let activate_at = latest.map_or(now, |t| now.max(t + chrono::Duration::milliseconds(1)));
+    let earliest = later(now, ACTIVATION_DELAY);
+    let activate_at = latest.map_or(earliest, |t| {
+        earliest.max(t + chrono::Duration::milliseconds(1))
+    });
+    let previous_retire_at = later(activate_at, token_lifetime);
     let mut record = generate(alg, kek, activate_at)?;
     record.created_at = now;
     signing_keys::insert(storage, &record).await?;
-    signing_keys::retire_all_but(storage, &record.kid, retire_at).await?;
-    Ok(record)
+    signing_keys::retire_all_but(storage, &record.kid, previous_retire_at).await?;
+    Ok(Rotation {
+        key: record,
+        previous_retire_at,
+    })
 }
 
 impl SigningKeys {
@@ -106,15 +194,19 @@ impl SigningKeys {
         })
     }
 
-    /// The key set, reloaded first when this node's copy is older than [`MAX_AGE`] (one
-    /// request reloads; the others meanwhile use the copy they have).
+    /// The key set, reloaded first when this node's copy is older than [`MAX_AGE`] or a
+    /// published key's activation time has passed (one request reloads; the others
+    /// meanwhile use the copy they have). A token with a `kid` this node does not know
+    /// therefore causes at most one reload per [`MAX_AGE`], never a query per request.
     pub async fn current(&self) -> Arc<KeySet> {
         let max_age = chrono::Duration::from_std(MAX_AGE).unwrap_or_default();
+        let now = self.clock.now();
         let stale = self
             .last_reload
             .read()
-            .map(|t| self.clock.now() >= *t + max_age)
-            .unwrap_or(true);
+            .map(|t| now >= *t + max_age)
+            .unwrap_or(true)
+            || self.snapshot().next_activation().is_some_and(|t| now >= t);
         if stale && !self.reloading.swap(true, Ordering::AcqRel) {
             let _reset = ResetOnDrop(&self.reloading);
             if let Err(err) = self.reload().await {

@@ -127,7 +127,13 @@ pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
 
 async fn jwks_response(state: &AppState) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!(
+                "public, max-age={}",
+                crate::signing_keys::JWKS_MAX_AGE.as_secs()
+            ),
+        ))
         .content_type("application/jwk-set+json")
         .json(state.signing_keys.current().await.jwks())
 }

@@ -1,9 +1,11 @@
 //! Access token signing keys: generation, the sealed stored form, and the in-memory
 //! [`KeySet`] that signs with the active key and verifies with every published one.
 //!
-//! Lifecycle (DESIGN §4): a key is published from creation, signs from `activated_at` (the
-//! newest activated key wins), and is dropped from the JWKS and from verification at
-//! `retire_at`, which rotation sets past the longest lifetime of a token it signed.
+//! Lifecycle: a key is published from creation, signs from `activated_at` (the newest
+//! activated key wins; rotation sets it past the JWKS cache lifetime, so verifiers have
+//! the key before the first token it signs), and is dropped from the JWKS and from
+//! verification at `retire_at`, which rotation sets past the longest lifetime of a token
+//! it signed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -147,6 +149,9 @@ pub struct ActiveKey {
 /// One node's view of the published signing keys at the instant it was built.
 pub struct KeySet {
     active: Option<ActiveKey>,
+    /// The earliest activation time still ahead among the published keys: from then on
+    /// this set's choice of the active key is out of date.
+    next_activation: Option<DateTime<Utc>>,
     verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     jwks: Value,
 }
@@ -204,8 +209,14 @@ impl KeySet {
             }
             None => None,
         };
+        let next_activation = published
+            .iter()
+            .map(|r| r.activated_at)
+            .filter(|t| *t > now)
+            .min();
         Ok(Self {
             active,
+            next_activation,
             verifiers,
             jwks: json!({ "keys": jwks }),
         })
@@ -213,6 +224,11 @@ impl KeySet {
 
     pub fn active(&self) -> Option<&ActiveKey> {
         self.active.as_ref()
+    }
+
+    /// When a published key that does not sign yet is due to (the set must be rebuilt).
+    pub fn next_activation(&self) -> Option<DateTime<Utc>> {
+        self.next_activation
     }
 
     pub fn verifier(&self, kid: &str) -> Option<&(Algorithm, DecodingKey)> {

@@ -218,12 +218,17 @@ async fn cli_signing_key_rotate_publishes_a_second_key() {
     let listed = keygate_json(&app, &["signing-key", "list", "--json"]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
     assert_eq!(listed[0]["kid"], rotated["kid"]);
+    assert_eq!(rotated["state"], "published");
     assert!(listed[0]["retire_at"].is_null());
     assert!(listed[1]["retire_at"].is_string());
+    // Published first; the old key signs until the JWKS cache lifetime has passed.
+    assert_eq!(listed[0]["state"], "published");
+    assert_eq!(listed[1]["state"], "active");
 
-    // The running server picks the new key up at its next reload (the CLI activated it by
-    // the wall clock, which is ahead of the test's).
-    app.clock.advance(std::time::Duration::from_secs(5));
+    // The running server signs with the new key once its activation time has passed (the
+    // CLI set it by the wall clock, which is a little ahead of the test's).
+    app.clock
+        .advance(keygate::signing_keys::ACTIVATION_DELAY + std::time::Duration::from_secs(5));
     app.state.signing_keys.reload().await.unwrap();
     let token = app.signin(&app.owner).await["id_token"]
         .as_str()

@@ -29,18 +29,19 @@ async fn rotation_keeps_old_tokens_valid_until_they_expire() {
     // What `keygate signing-key rotate` does, then the reload every node does.
     let settings = &app.state.settings;
     let now = app.now();
-    let retire_at = now
-        + chrono::Duration::from_std(settings.tokens.access_ttl + settings.tokens.leeway).unwrap();
     let new = keygate::signing_keys::rotate(
         &app.state.storage,
         &app.state.kek,
         settings.tokens.alg,
         now,
-        retire_at,
+        settings.tokens.access_ttl + settings.tokens.leeway,
     )
     .await
-    .unwrap();
-    app.clock.advance(Duration::from_secs(1));
+    .unwrap()
+    .key;
+    // Published at once, signing after the JWKS cache lifetime (tests/api/security/
+    // signing_rotation.rs follows the steps in between).
+    app.clock.advance(keygate::signing_keys::ACTIVATION_DELAY);
     app.state.signing_keys.reload().await.unwrap();
 
     let kids: Vec<String> = app.jwks().await["keys"]
@@ -81,21 +82,21 @@ async fn a_rotation_done_elsewhere_reaches_this_node_within_a_second() {
     let app = spawn_app().await;
     let settings = &app.state.settings;
     let now = app.now();
-    let retire_at = now + chrono::Duration::from_std(settings.tokens.access_ttl).unwrap();
-    // Another node rotates and signs with the new key.
+    // Another node rotates and, once the key is active, signs with it.
     let new = keygate::signing_keys::rotate(
         &app.state.storage,
         &app.state.kek,
         settings.tokens.alg,
         now,
-        retire_at,
+        settings.tokens.access_ttl,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .key;
     let records = keygate::storage::signing_keys::all(&app.state.storage)
         .await
         .unwrap();
-    let later = now + chrono::Duration::seconds(1);
+    let later = new.activated_at;
     let other_node =
         keygate::keys::signing::KeySet::build(&records, &app.state.kek, later).unwrap();
     let this_node_token = app.signin(&app.owner).await["id_token"]
