@@ -136,21 +136,47 @@ impl Default for ApiKeySettings {
     }
 }
 
+/// The pinned `@scalar/api-reference` bundle `/docs` loads by default.
+pub const DEFAULT_SCALAR_SCRIPT_URL: &str =
+    "https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.0/dist/browser/standalone.js";
+/// The Subresource Integrity of [`DEFAULT_SCALAR_SCRIPT_URL`]: the sha384 of
+/// `dist/browser/standalone.js` in the npm tarball of `@scalar/api-reference@1.76.0`,
+/// which jsDelivr serves byte for byte.
+pub const DEFAULT_SCALAR_SCRIPT_INTEGRITY: &str =
+    "sha384-oH1C0RwqcwbVXkC+r8A+4qRoyEUQdtxAzOwumkxZtQBBcsy61FOoPt7B50OVJYYQ";
+
 /// The API reference at `/docs` (Scalar).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DocsSettings {
-    /// Where the page loads the `@scalar/api-reference` script from.
+    /// Where the page loads the `@scalar/api-reference` script from (a pinned version).
     pub scalar_script_url: String,
+    /// The script's Subresource Integrity (`sha384-…`). Unset: the pinned default's for
+    /// the default URL; none for another URL (the page then loads it without integrity).
+    pub scalar_script_integrity: Option<String>,
     /// A local copy of that script (for air-gapped installs): served at
     /// `/docs/scalar.js`, which the page then loads instead of `scalar_script_url`.
     pub scalar_local_path: Option<PathBuf>,
 }
 
+impl DocsSettings {
+    /// The `integrity` the page puts on the script loaded from `scalar_script_url`.
+    pub fn script_integrity(&self) -> Option<&str> {
+        match &self.scalar_script_integrity {
+            Some(integrity) => Some(integrity.as_str()).filter(|i| !i.is_empty()),
+            None if self.scalar_script_url == DEFAULT_SCALAR_SCRIPT_URL => {
+                Some(DEFAULT_SCALAR_SCRIPT_INTEGRITY)
+            }
+            None => None,
+        }
+    }
+}
+
 impl Default for DocsSettings {
     fn default() -> Self {
         Self {
-            scalar_script_url: "https://cdn.jsdelivr.net/npm/@scalar/api-reference".into(),
+            scalar_script_url: DEFAULT_SCALAR_SCRIPT_URL.into(),
+            scalar_script_integrity: None,
             scalar_local_path: None,
         }
     }

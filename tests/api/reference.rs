@@ -123,6 +123,58 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
     }
 }
 
+/// The page's CSP directives by name.
+fn csp(res: &reqwest::Response) -> std::collections::HashMap<String, String> {
+    res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .filter_map(|d| {
+            let d = d.trim();
+            let (name, value) = d.split_once(' ').unwrap_or((d, ""));
+            (!name.is_empty()).then(|| (name.to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// The nonce of the page's inline element.
+fn nonce_of(page: &str) -> String {
+    let start = page.find("nonce=\"").expect("a nonce") + 7;
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn docs_loads_a_pinned_scalar_with_integrity_under_a_strict_csp() {
+    let app = spawn_app().await;
+    let res = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let policy = csp(&res);
+    let page = res.text().await.unwrap();
+    // A versioned URL, its Subresource Integrity, fetched without credentials.
+    assert!(
+        page.contains(
+            r#"<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.76.0/dist/browser/standalone.js" integrity="sha384-oH1C0RwqcwbVXkC+r8A+4qRoyEUQdtxAzOwumkxZtQBBcsy61FOoPt7B50OVJYYQ" crossorigin="anonymous"></script>"#
+        ),
+        "{page}"
+    );
+    // Scripts from that origin and the page's own nonced element only.
+    let nonce = nonce_of(&page);
+    assert!(nonce.len() >= 22, "{nonce}");
+    assert_eq!(
+        policy["script-src"],
+        format!("https://cdn.jsdelivr.net 'nonce-{nonce}'")
+    );
+    assert_eq!(policy["default-src"], "'none'");
+    assert_eq!(policy["frame-ancestors"], "'none'");
+    assert_eq!(policy["object-src"], "'none'");
+    assert_eq!(policy["base-uri"], "'none'");
+    assert!(!policy["script-src"].contains("unsafe"), "{policy:?}");
+    // A new nonce per response.
+    let again = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_ne!(nonce_of(&again.text().await.unwrap()), nonce);
+}
+
 #[tokio::test]
 async fn docs_renders_scalar_from_the_configured_script() {
     let app = spawn_app_with(|s| {
@@ -137,10 +189,34 @@ async fn docs_renders_scalar_from_the_configured_script() {
             .unwrap()
             .starts_with("text/html")
     );
+    // Only that script's origin may run scripts.
+    assert!(csp(&res)["script-src"].starts_with("https://cdn.example 'nonce-"));
     let page = res.text().await.unwrap();
     assert!(page.contains(r#"data-url="/openapi.json""#), "{page}");
+    // A custom URL without a configured integrity is loaded without one.
     assert!(
-        page.contains(r#"src="https://cdn.example/scalar.js?x=&quot;1&quot;""#),
+        page.contains(r#"<script src="https://cdn.example/scalar.js?x=&quot;1&quot;"></script>"#),
+        "{page}"
+    );
+    // With one, it is on the element.
+    let app = spawn_app_with(|s| {
+        s.docs.scalar_script_url = "https://cdn.example/scalar.js".into();
+        s.docs.scalar_script_integrity = Some("sha384-abc".into());
+    })
+    .await;
+    let page = app
+        .client
+        .get(app.url("/docs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(
+            r#"src="https://cdn.example/scalar.js" integrity="sha384-abc" crossorigin="anonymous""#
+        ),
         "{page}"
     );
     // No local copy configured: nothing is served there.
@@ -160,16 +236,14 @@ async fn docs_can_serve_a_local_scalar_bundle_for_air_gapped_installs() {
     std::fs::write(&bundle, "/* scalar */ console.log('offline');").unwrap();
     let path = bundle.clone();
     let app = spawn_app_with(move |s| s.docs.scalar_local_path = Some(path)).await;
-    let page = app
-        .client
-        .get(app.url("/docs"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains(r#"src="/docs/scalar.js""#), "{page}");
+    let res = app.client.get(app.url("/docs")).send().await.unwrap();
+    // The local copy is this server's own: scripts from 'self' only.
+    assert!(csp(&res)["script-src"].starts_with("'self' 'nonce-"));
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains(r#"<script src="/docs/scalar.js"></script>"#),
+        "{page}"
+    );
     let res = app
         .client
         .get(app.url("/docs/scalar.js"))
