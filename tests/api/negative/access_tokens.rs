@@ -66,26 +66,19 @@ fn other_algs(alg: SigningAlg) -> &'static [&'static str] {
 }
 
 /// Presents `token` at `/user/me` and `GET /api_keys`: 401 with `code` and a Bearer
-/// challenge; introspection calls it inactive.
-async fn refused(app: &TestApp, name: &str, token: &str, code: &str) {
+/// challenge; introspection calls it inactive. Returns what went wrong, if anything.
+async fn refused(app: &TestApp, name: &str, token: &str, code: &str) -> Option<String> {
     for path in ["/v1/default/user/me", "/v1/default/api_keys"] {
         let reply = app
             .send(app.client.get(app.url(path)).bearer_auth(token))
             .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::UNAUTHORIZED,
-            "{name} at {path}: {}",
-            reply.body
-        );
-        assert_eq!(reply.body["error"]["code"], code, "{name} at {path}");
+        if reply.status != StatusCode::UNAUTHORIZED || reply.body["error"]["code"] != code {
+            return Some(format!("{name} at {path}: {} {}", reply.status, reply.body));
+        }
         expect_unauthorized(&reply, code, "Bearer");
     }
-    assert_eq!(
-        introspect(app, "default", &app.owner, token).await,
-        inactive(),
-        "{name}"
-    );
+    let info = introspect(app, "default", &app.owner, token).await;
+    (info != inactive()).then(|| format!("{name} introspects as {info}"))
 }
 
 #[tokio::test]
@@ -285,9 +278,12 @@ async fn forged_access_tokens_are_refused_for_each_check_of_their_own() {
             "invalid_token",
         ));
 
+        // Every case runs before the verdict, so a failure lists each check that is missing.
+        let mut failures = Vec::new();
         for (name, token, code) in &cases {
-            refused(&app, &format!("{alg:?} {name}"), token, code).await;
+            failures.extend(refused(&app, &format!("{alg:?} {name}"), token, code).await);
         }
+        assert!(failures.is_empty(), "accepted:\n{}", failures.join("\n"));
 
         // The genuine token is still accepted: nothing above was refused by accident.
         let (status, _) = crate::helpers::json(app.me("default", &genuine).await).await;
