@@ -37,6 +37,13 @@ pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value
         if !live {
             return Ok(inactive);
         }
+        // As the refresh grant does: a disabled user's refresh token no longer works.
+        let user_enabled = storage::users::get(&state.storage, &org.id, &session.user_id)
+            .await?
+            .is_some_and(|u| !u.disabled);
+        if !user_enabled {
+            return Ok(inactive);
+        }
         let mut body = json!({
             "active": true,
             "token_type": "refresh_token",

@@ -16,6 +16,7 @@ mod federation;
 mod helpers;
 mod jwks;
 mod me;
+mod negative;
 mod oauth;
 mod reference;
 mod replay_store;
