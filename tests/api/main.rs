@@ -13,6 +13,7 @@ mod cross_org;
 mod dpop_cli;
 mod dpop_flow;
 mod federation;
+mod fuzz;
 mod helpers;
 mod jwks;
 mod me;
