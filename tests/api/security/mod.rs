@@ -1,3 +1,4 @@
 //! Tests of the security invariants (DESIGN §5.8 / docs/security.md)
 
 mod idempotency_race;
+mod no_store;
