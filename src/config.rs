@@ -28,6 +28,8 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub docs: DocsSettings,
+    pub limits: LimitSettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -45,6 +47,8 @@ impl Default for Settings {
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
             docs: DocsSettings::default(),
+            limits: LimitSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -59,6 +63,10 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
+    /// Reverse proxies (IP addresses or CIDR ranges, e.g. `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` is believed: the client IP is the right-most address of that
+    /// header not in this list. Empty (the default): the client IP is the peer address.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -67,6 +75,7 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:8080".into(),
             public_url: None,
             workers: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -197,6 +206,43 @@ impl Default for FederationSettings {
             jwks_cooldown: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(3600),
             http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Brute-force throttles (docs/security.md): failed sign-ins and failed client
+/// authentications that could have been a guess, per presented key id and per client IP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Guess-like failures one key id may see per minute before it answers 429.
+    pub failed_auth_per_key_per_minute: u32,
+    /// Guess-like failures one client IP may make per minute before it answers 429.
+    pub failed_auth_per_ip_per_minute: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            failed_auth_per_key_per_minute: 10,
+            failed_auth_per_ip_per_minute: 30,
+        }
+    }
+}
+
+/// The audit log writer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Events each of the two queues (security events; failed authentications) holds
+    /// while the writer catches up. Past it, events of that queue are dropped and counted.
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 8192,
         }
     }
 }
