@@ -122,8 +122,11 @@ struct Trail {
     key: Option<(String, String)>,
     /// The user signed in as, once checked.
     subject: Option<String>,
-    /// The key id of a well-formed secret that matched nothing: a possible guess.
-    guessed: Option<String>,
+    /// A presented key id to look up for the failure's record: the secret matched a
+    /// revoked or expired key, or (`guessed`) it matched nothing.
+    named: Option<String>,
+    /// A well-formed secret that matched nothing: a possible guess.
+    guessed: bool,
 }
 
 /// Signs in; counts a failure that could be a guess; writes the outcome to the audit log.
@@ -131,8 +134,8 @@ pub async fn signin(state: &AppState, req: SigninRequest<'_>) -> Result<SigninGr
     let mut trail = Trail::default();
     let result = run(state, &req, &mut trail).await;
     let ip = req.meta.ip.as_deref();
-    if let Some(key_id) = &trail.guessed {
-        state.throttle.fail(Some(key_id), ip);
+    if trail.guessed {
+        state.throttle.fail(trail.named.as_deref(), ip);
     }
     let mut event = AuditEvent {
         org_id: trail.org_id.clone(),
@@ -152,9 +155,10 @@ pub async fn signin(state: &AppState, req: SigninRequest<'_>) -> Result<SigninGr
         Err(SigninError::RateLimited { .. }) => {}
         Err(err) => {
             event.reason = Some(err.code().to_owned());
-            let key = match (&trail.key, &trail.guessed, &trail.org_id) {
+            let key = match (&trail.key, &trail.named, &trail.org_id) {
                 (Some(key), _, _) => Some(key.clone()),
-                // A wrong secret for a key id that exists here: that key is the record.
+                // A key id that exists here (a wrong secret, or a revoked or expired key):
+                // that key is the record.
                 (None, Some(key_id), Some(org_id)) => {
                     storage::api_keys::get(&state.storage, org_id, key_id)
                         .await
@@ -208,8 +212,13 @@ async fn run(
     let holder: KeyHolder = match credential::check_key(state, &org, key_id, &secret).await {
         Ok(holder) => holder,
         Err(CredentialError::Invalid) => {
-            trail.guessed = Some(key_id.to_owned());
+            trail.named = Some(key_id.to_owned());
+            trail.guessed = true;
             return Err(SigninError::InvalidApiKey);
+        }
+        Err(err @ (CredentialError::Revoked | CredentialError::Expired)) => {
+            trail.named = Some(key_id.to_owned());
+            return Err(err.into());
         }
         Err(err) => return Err(err.into()),
     };
