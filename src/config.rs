@@ -439,6 +439,32 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
+    fn throttle_proxy_and_audit_settings_have_their_documented_names() {
+        figment::Jail::expect_with(|jail| {
+            let defaults: Settings = Figment::new().extract()?;
+            assert_eq!(defaults.limits.failed_auth_per_key_per_minute, 10);
+            assert_eq!(defaults.limits.failed_auth_per_ip_per_minute, 30);
+            assert!(defaults.server.trusted_proxies.is_empty());
+            jail.set_env("KEYGATE__LIMITS__FAILED_AUTH_PER_KEY_PER_MINUTE", "100");
+            jail.set_env("KEYGATE__LIMITS__FAILED_AUTH_PER_IP_PER_MINUTE", "1000");
+            jail.set_env(
+                "KEYGATE__SERVER__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"::1\"]",
+            );
+            jail.set_env("KEYGATE__AUDIT__QUEUE_CAPACITY", "16");
+            let s: Settings = Figment::new()
+                .merge(Env::prefixed("KEYGATE__").split("__"))
+                .extract()?;
+            assert_eq!(s.limits.failed_auth_per_key_per_minute, 100);
+            assert_eq!(s.limits.failed_auth_per_ip_per_minute, 1000);
+            assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "::1"]);
+            assert_eq!(s.audit.queue_capacity, 16);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_missing_named_file_is_an_error() {
         let err = Settings::figment(
             Path::new("nope.toml"),
