@@ -1,19 +1,26 @@
-//! The audit log writer: request paths hand events to a bounded channel and never wait for
-//! the database; one task writes them in batches. When the channel is full an event is
-//! dropped with a warning rather than slowing sign-in down. [`AuditLog::flush`] waits
-//! until everything handed over so far is written (used at shutdown and by tests).
+//! The audit log writer: request paths hand events to bounded queues and never wait for
+//! the database; one task writes them in batches. [`AuditLog::flush`] waits until
+//! everything handed over so far is written (used at shutdown and by tests).
+//!
+//! The unauthenticated cannot flood or forge the log (docs/security.md):
+//! - Security events (everything done by an authenticated caller or about a verified
+//!   record: successes, key and user changes, `permission.denied`, …) have a queue of their
+//!   own, written first; failed authentications go to a second queue ([`AuditLog::record_failure`]),
+//!   so a flood of failures can only ever drop failures, never a security event.
+//! - A failure with no valid organization or no verified credential is not stored at all,
+//!   only counted ([`AuditLog::count_unrecorded`]); callers write ids into an
+//!   organization's log only from verified records.
+//! - When a queue is full its event is dropped and counted ([`AuditCounters`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::ids::new_id;
-use crate::storage::{Storage, audit, orgs};
-use crate::types::Slug;
+use crate::storage::{Storage, audit};
 
-const CHANNEL_CAPACITY: usize = 8192;
 const MAX_BATCH: usize = 256;
 
 /// Where a request came from, for the audit trail.
@@ -28,9 +35,6 @@ pub struct RequestMeta {
 #[derive(Clone, Debug, Default)]
 pub struct AuditEvent {
     pub org_id: Option<String>,
-    /// When the request failed before its organization was looked up: the slug from the
-    /// path, resolved to `org_id` by the writer, off the request path.
-    pub org_slug: Option<String>,
     /// `signin.succeeded`, `signin.failed`, `api_key.revoked`, …
     pub action: &'static str,
     pub success: bool,
@@ -43,27 +47,48 @@ pub struct AuditEvent {
     pub meta: RequestMeta,
 }
 
+type Row = Box<entity::audit_event::Model>;
+
 enum Message {
-    Event(Box<entity::audit_event::Model>, Option<String>),
+    Event(Row),
     Flush(oneshot::Sender<()>),
+}
+
+/// What the writer did not store, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct AuditCounters {
+    /// Security events dropped because their queue was full.
+    pub security_dropped: AtomicU64,
+    /// Failed-authentication events dropped because their queue was full.
+    pub failures_dropped: AtomicU64,
+    /// Failures with no organization or no verified credential: counted, never stored.
+    pub unrecorded_failures: AtomicU64,
 }
 
 #[derive(Clone, Debug)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Message>,
+    security: mpsc::Sender<Message>,
+    failures: mpsc::Sender<Row>,
     clock: Arc<dyn Clock>,
+    counters: Arc<AuditCounters>,
 }
 
 impl AuditLog {
-    /// Starts the writer task on the current runtime.
-    pub fn spawn(storage: Storage, clock: Arc<dyn Clock>) -> Self {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        tokio::spawn(write_loop(storage, rx));
-        Self { tx, clock }
+    /// Starts the writer task on the current runtime; each queue holds `capacity` events.
+    pub fn spawn(storage: Storage, clock: Arc<dyn Clock>, capacity: usize) -> Self {
+        let (security, security_rx) = mpsc::channel(capacity.max(1));
+        let (failures, failures_rx) = mpsc::channel(capacity.max(1));
+        tokio::spawn(write_loop(storage, security_rx, failures_rx));
+        Self {
+            security,
+            failures,
+            clock,
+            counters: Arc::default(),
+        }
     }
 
-    pub fn record(&self, event: AuditEvent) {
-        let row = entity::audit_event::Model {
+    fn row(&self, event: AuditEvent) -> Row {
+        Box::new(entity::audit_event::Model {
             id: new_id("evt"),
             org_id: event.org_id,
             at: self.clock.now(),
@@ -77,67 +102,103 @@ impl AuditLog {
             ip: event.meta.ip,
             user_agent: event.meta.user_agent,
             request_id: event.meta.request_id,
-        };
-        let slug = event.org_slug.filter(|_| row.org_id.is_none());
-        if let Err(err) = self.tx.try_send(Message::Event(Box::new(row), slug)) {
-            tracing::warn!(action = event.action, "audit event dropped: {err}");
+        })
+    }
+
+    /// Records a security event (never dropped in favour of failures).
+    pub fn record(&self, event: AuditEvent) {
+        let action = event.action;
+        if let Err(err) = self.security.try_send(Message::Event(self.row(event))) {
+            self.counters
+                .security_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(action, "audit event dropped: {err}");
         }
+    }
+
+    /// Records a failed authentication tied to verified records of its organization (a
+    /// key id that exists there): dropped first when the writer falls behind.
+    pub fn record_failure(&self, event: AuditEvent) {
+        if self.failures.try_send(self.row(event)).is_err() {
+            self.counters
+                .failures_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a failure that is not stored (no organization, no credential shape, or a
+    /// credential that matches no record).
+    pub fn count_unrecorded(&self) {
+        self.counters
+            .unrecorded_failures
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn counters(&self) -> &AuditCounters {
+        &self.counters
     }
 
     /// Returns once every event recorded before the call is in the database.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() {
+        if self.security.send(Message::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
 }
 
-async fn write_loop(storage: Storage, mut rx: mpsc::Receiver<Message>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut waiting = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Event(row, slug) => batch.push((*row, slug)),
-                Message::Flush(done) => waiting.push(done),
-            }
-            if batch.len() < MAX_BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        let batch = resolve_orgs(&storage, std::mem::take(&mut batch)).await;
-        let count = batch.len();
-        if let Err(err) = audit::insert_many(&storage, batch).await {
-            tracing::error!(error = %err, count, "writing audit events failed");
-        }
-        for done in waiting.drain(..) {
-            let _ = done.send(());
-        }
+async fn write(storage: &Storage, batch: &mut Vec<entity::audit_event::Model>) {
+    if batch.is_empty() {
+        return;
+    }
+    let count = batch.len();
+    if let Err(err) = audit::insert_many(storage, std::mem::take(batch)).await {
+        tracing::error!(error = %err, count, "writing audit events failed");
     }
 }
 
-/// Fills `org_id` from the slug of events that failed before their organization was known.
-async fn resolve_orgs(
-    storage: &Storage,
-    batch: Vec<(entity::audit_event::Model, Option<String>)>,
-) -> Vec<entity::audit_event::Model> {
-    let mut ids: HashMap<String, Option<String>> = HashMap::new();
-    let mut rows = Vec::with_capacity(batch.len());
-    for (mut row, slug) in batch {
-        if let Some(slug) = slug.filter(|s| Slug::parse(s).is_ok()) {
-            if !ids.contains_key(&slug) {
-                let id = orgs::by_slug(storage, &slug)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|o| o.id);
-                ids.insert(slug.clone(), id);
+async fn write_loop(
+    storage: Storage,
+    mut security: mpsc::Receiver<Message>,
+    mut failures: mpsc::Receiver<Row>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut waiting = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            Some(message) = security.recv() => message,
+            Some(row) = failures.recv() => Message::Event(row),
+            else => break,
+        };
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Event(row) => batch.push(*row),
+                Message::Flush(done) => waiting.push(done),
             }
-            row.org_id = ids.get(&slug).cloned().flatten();
+            if batch.len() < MAX_BATCH {
+                next = security
+                    .try_recv()
+                    .ok()
+                    .or_else(|| failures.try_recv().ok().map(Message::Event));
+            }
         }
-        rows.push(row);
+        write(&storage, &mut batch).await;
+        if !waiting.is_empty() {
+            // A flush covers the failures queued before it too (and no more, so a
+            // flood cannot hold it up).
+            for _ in 0..failures.len() {
+                let Ok(row) = failures.try_recv() else { break };
+                batch.push(*row);
+                if batch.len() >= MAX_BATCH {
+                    write(&storage, &mut batch).await;
+                }
+            }
+            write(&storage, &mut batch).await;
+            for done in waiting.drain(..) {
+                let _ = done.send(());
+            }
+        }
     }
-    rows
 }

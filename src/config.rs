@@ -28,6 +28,8 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub docs: DocsSettings,
+    pub limits: LimitSettings,
+    pub audit: AuditSettings,
 }
 
 impl Default for Settings {
@@ -45,6 +47,8 @@ impl Default for Settings {
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
             docs: DocsSettings::default(),
+            limits: LimitSettings::default(),
+            audit: AuditSettings::default(),
         }
     }
 }
@@ -59,6 +63,10 @@ pub struct ServerSettings {
     pub public_url: Option<String>,
     /// HTTP worker threads; default: one per core.
     pub workers: Option<usize>,
+    /// Reverse proxies (IP addresses or CIDR ranges, e.g. `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` is believed: the client IP is the right-most address of that
+    /// header not in this list. Empty (the default): the client IP is the peer address.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -67,6 +75,7 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:8080".into(),
             public_url: None,
             workers: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -223,6 +232,43 @@ impl Default for FederationSettings {
             jwks_cooldown: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(3600),
             http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Brute-force throttles (docs/security.md): failed sign-ins and failed client
+/// authentications that could have been a guess, per presented key id and per client IP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Guess-like failures one key id may see per minute before it answers 429.
+    pub failed_auth_per_key_per_minute: u32,
+    /// Guess-like failures one client IP may make per minute before it answers 429.
+    pub failed_auth_per_ip_per_minute: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            failed_auth_per_key_per_minute: 10,
+            failed_auth_per_ip_per_minute: 30,
+        }
+    }
+}
+
+/// The audit log writer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Events each of the two queues (security events; failed authentications) holds
+    /// while the writer catches up. Past it, events of that queue are dropped and counted.
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 8192,
         }
     }
 }
@@ -414,6 +460,32 @@ mod tests {
                 .extract::<Settings>()
                 .unwrap_err();
             assert!(err.to_string().contains("acess_ttl"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn throttle_proxy_and_audit_settings_have_their_documented_names() {
+        figment::Jail::expect_with(|jail| {
+            let defaults: Settings = Figment::new().extract()?;
+            assert_eq!(defaults.limits.failed_auth_per_key_per_minute, 10);
+            assert_eq!(defaults.limits.failed_auth_per_ip_per_minute, 30);
+            assert!(defaults.server.trusted_proxies.is_empty());
+            jail.set_env("KEYGATE__LIMITS__FAILED_AUTH_PER_KEY_PER_MINUTE", "100");
+            jail.set_env("KEYGATE__LIMITS__FAILED_AUTH_PER_IP_PER_MINUTE", "1000");
+            jail.set_env(
+                "KEYGATE__SERVER__TRUSTED_PROXIES",
+                "[\"10.0.0.0/8\", \"::1\"]",
+            );
+            jail.set_env("KEYGATE__AUDIT__QUEUE_CAPACITY", "16");
+            let s: Settings = Figment::new()
+                .merge(Env::prefixed("KEYGATE__").split("__"))
+                .extract()?;
+            assert_eq!(s.limits.failed_auth_per_key_per_minute, 100);
+            assert_eq!(s.limits.failed_auth_per_ip_per_minute, 1000);
+            assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "::1"]);
+            assert_eq!(s.audit.queue_capacity, 16);
             Ok(())
         });
     }

@@ -5,7 +5,10 @@
 //! request is fingerprinted by method, path and canonical JSON body (serde_json orders
 //! object members, so whitespace and member order do not change it). The key is reserved
 //! before the request runs, so a concurrent duplicate is refused instead of running twice;
-//! a request that fails releases its key. A response that carried a secret is stored
+//! a request that fails releases its key, and so does one that is cancelled (the client
+//! went away and the handler's future was dropped: [`Ticket`]'s `Drop` releases it). A
+//! reservation whose request neither finished nor released it (the process died) is a
+//! lease: after [`LEASE`] a retry takes it over. A response that carried a secret is stored
 //! without it and never replayed: the secret was shown once.
 
 use std::time::Duration;
@@ -16,12 +19,15 @@ use serde_json::Value;
 
 use crate::ids::new_id;
 use crate::state::AppState;
-use crate::storage::StorageError;
 use crate::storage::idempotency::{self as store, Reservation};
+use crate::storage::{Storage, StorageError};
 use crate::types::ParseError;
 
 /// How long a key is remembered.
 pub const LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a reservation holds while its request runs; past it, a retry takes over.
+pub const LEASE: Duration = Duration::from_secs(60);
 
 /// A checked `Idempotency-Key` header value: 1 to 255 visible ASCII characters.
 pub fn parse_key(value: &[u8]) -> Result<String, ParseError> {
@@ -85,9 +91,47 @@ pub enum Begin {
     InProgress,
 }
 
-/// A reserved key.
+/// A reserved key. Dropped without [`finish`] or [`abandon`] (the request was cancelled),
+/// it releases the reservation in the background.
 pub struct Ticket {
     id: String,
+    /// Set while the reservation is held.
+    storage: Option<Storage>,
+}
+
+impl Ticket {
+    fn new(state: &AppState, id: String) -> Self {
+        Self {
+            id,
+            storage: Some(state.storage.clone()),
+        }
+    }
+
+    fn disarm(mut self) -> String {
+        self.storage = None;
+        std::mem::take(&mut self.id)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let Some(storage) = self.storage.take() else {
+            return;
+        };
+        let id = std::mem::take(&mut self.id);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(err) = store::release(&storage, &id).await {
+                        tracing::error!(error = %err, "releasing a cancelled idempotency key failed");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                "an idempotency key of a cancelled request stays until its lease ends"
+            ),
+        }
+    }
 }
 
 /// A remembered response.
@@ -119,15 +163,24 @@ pub async fn begin(
         expires_at: now + chrono::Duration::from_std(LIFETIME).unwrap_or_default(),
     };
     let wanted = row.fingerprint.clone();
+    let lease = chrono::Duration::from_std(LEASE).unwrap_or_default();
     Ok(match store::reserve(&state.storage, row, now).await? {
-        Reservation::Reserved(row) => Begin::Run(Ticket { id: row.id }),
+        Reservation::Reserved(row) => Begin::Run(Ticket::new(state, row.id)),
         Reservation::Existing(row) if row.fingerprint != wanted => Begin::Mismatch,
-        Reservation::Existing(row) => match (row.status_code, row.response) {
+        Reservation::Existing(row) => match (row.status_code, &row.response) {
             (Some(status), Some(body)) => Begin::Replay(Stored {
                 status: u16::try_from(status).unwrap_or(500),
-                body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                body: serde_json::from_str(body).unwrap_or(Value::Null),
                 redacted: row.redacted,
             }),
+            _ if row.created_at + lease <= now => {
+                let id = new_id("idk");
+                if store::take_over(&state.storage, &row, &id, now).await? {
+                    Begin::Run(Ticket::new(state, id))
+                } else {
+                    Begin::InProgress
+                }
+            }
             _ => Begin::InProgress,
         },
     })
@@ -144,19 +197,14 @@ pub async fn finish(
     let redacted = secret_field
         .and_then(|field| body.as_object_mut()?.remove(field))
         .is_some();
-    store::complete(
-        &state.storage,
-        &ticket.id,
-        status,
-        body.to_string(),
-        redacted,
-    )
-    .await
+    let id = ticket.disarm();
+    store::complete(&state.storage, &id, status, body.to_string(), redacted).await
 }
 
 /// Forgets the key of a request that failed, so a retry runs it again.
 pub async fn abandon(state: &AppState, ticket: Ticket) -> Result<(), StorageError> {
-    store::release(&state.storage, &ticket.id).await
+    let id = ticket.disarm();
+    store::release(&state.storage, &id).await
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::auth::dpop::{
 };
 use crate::auth::federation::Federation;
 use crate::auth::revocation::Revocations;
+use crate::auth::throttle::{Throttle, TrustedProxies};
 use crate::bootstrap::{self, BootstrapCredentials};
 use crate::clock::Clock;
 use crate::config::{DpopSettings, ReplayStoreKind, Settings};
@@ -75,7 +76,9 @@ impl Application {
             replay_store(&settings.dpop).await?,
             Nonces::new(pepper.clone(), settings.dpop.nonce_window),
         );
+        let proxies = TrustedProxies::parse(&settings.server.trusted_proxies)?;
         let state = AppState {
+            throttle: Arc::new(Throttle::new(&settings.limits, proxies, clock.clone())),
             cross_org: CrossOrg::new(&settings.cross_org),
             federation: Federation::new(
                 &settings.federation,
@@ -83,8 +86,12 @@ impl Application {
                 clock.clone(),
             )
             .context("building the identity providers' HTTP client")?,
+            audit: AuditLog::spawn(
+                storage.clone(),
+                clock.clone(),
+                settings.audit.queue_capacity,
+            ),
             settings: Arc::new(settings),
-            audit: AuditLog::spawn(storage.clone(), clock.clone()),
             storage,
             clock,
             pepper,

@@ -7,6 +7,7 @@ use crate::auth::cross_org::CrossOrg;
 use crate::auth::dpop::Dpop;
 use crate::auth::federation::Federation;
 use crate::auth::revocation::Revocations;
+use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::secrets::{Kek, Pepper};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub cross_org: Arc<CrossOrg>,
     /// Trusted identity providers' keys, fetched and cached.
     pub federation: Arc<Federation>,
+    /// The brute-force throttle of failed authentications, and the client-IP rule.
+    pub throttle: Arc<Throttle>,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.
     pub public_url: String,
 }

@@ -258,7 +258,6 @@ fn audit_cross_org(
             target_type: Some("organization"),
             target_id: Some(target.id.clone()),
             meta: presented.meta.clone(),
-            ..AuditEvent::default()
         });
     }
 }

@@ -9,6 +9,7 @@ pub mod federation;
 pub mod revocation;
 pub mod session;
 pub mod signin;
+pub mod throttle;
 
 use serde::Serialize;
 

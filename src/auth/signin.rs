@@ -2,15 +2,20 @@
 //! token and an access token out.
 //!
 //! Checks run cheapest first: headers present, secret well-formed (checksum: no database
-//! yet), organization, key by digest (compared in constant time) with its id and
-//! organization, revocation, expiry, the owner, then acting for another user. Unknown key,
-//! wrong secret, key of another organization and unknown or disabled user all answer the
-//! same `invalid_api_key`, so a caller cannot tell which part was wrong.
+//! yet), the brute-force throttle of the key id and the client IP, organization, key by
+//! digest (compared in constant time) with its id and organization, revocation, expiry, the
+//! owner, acting for another user, and only then the DPoP proof (so a caller without a
+//! valid key cannot fill the replay store). Unknown key, wrong secret, key of another
+//! organization and unknown or disabled user all answer the same `invalid_api_key`, so a
+//! caller cannot tell which part was wrong.
+//!
+//! The audit log gets a `signin.failed` row only for a key id that exists in the
+//! organization (its ids come from that record); other failures are counted, not stored.
 
 use chrono::{DateTime, Utc};
 
 use super::TokenType;
-use super::credential::{self, CredentialError};
+use super::credential::{self, CredentialError, KeyHolder};
 use super::dpop::DpopError;
 use super::session::{self, NewSession, SessionError};
 use crate::audit::{AuditEvent, RequestMeta};
@@ -63,6 +68,8 @@ pub enum SigninError {
     RevokedApiKey,
     #[error("the API key's owner may not act for this user")]
     PermissionDenied,
+    #[error("too many failed sign-ins; retry after {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
     #[error(transparent)]
     Dpop(#[from] DpopError),
     #[error(transparent)]
@@ -94,6 +101,7 @@ impl SigninError {
             SigninError::ExpiredApiKey => "expired_api_key",
             SigninError::RevokedApiKey => "revoked_api_key",
             SigninError::PermissionDenied => "permission_denied",
+            SigninError::RateLimited { .. } => "rate_limited",
             SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "internal_error",
             SigninError::Dpop(_) => "invalid_dpop_proof",
@@ -106,60 +114,119 @@ fn present(value: Option<&str>) -> Option<&str> {
     value.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// Signs in and writes the outcome to the audit log.
+/// What a sign-in established before it ended, for the audit log and the throttle.
+#[derive(Default)]
+struct Trail {
+    org_id: Option<String>,
+    /// The key (id and owner), once its secret matched.
+    key: Option<(String, String)>,
+    /// The user signed in as, once checked.
+    subject: Option<String>,
+    /// A presented key id to look up for the failure's record: the secret matched a
+    /// revoked or expired key, or (`guessed`) it matched nothing.
+    named: Option<String>,
+    /// A well-formed secret that matched nothing: a possible guess.
+    guessed: bool,
+}
+
+/// Signs in; counts a failure that could be a guess; writes the outcome to the audit log.
 pub async fn signin(state: &AppState, req: SigninRequest<'_>) -> Result<SigninGrant, SigninError> {
+    let mut trail = Trail::default();
+    let result = run(state, &req, &mut trail).await;
+    let ip = req.meta.ip.as_deref();
+    if trail.guessed {
+        state.throttle.fail(trail.named.as_deref(), ip);
+    }
     let mut event = AuditEvent {
-        org_slug: Some(req.org.to_owned()),
+        org_id: trail.org_id.clone(),
         action: "signin.failed",
         target_type: Some("user"),
+        target_id: trail.subject.clone(),
         meta: req.meta.clone(),
         ..AuditEvent::default()
     };
-    let result = run(state, &req, &mut event).await;
     match &result {
-        Ok(grant) => {
+        Ok(_) => {
             event.action = "signin.succeeded";
             event.success = true;
-            event.target_id = event.target_id.take().or(Some(grant.session_id.clone()));
+            (event.actor_key_id, event.actor_user_id) = trail.key.clone().unzip();
+            state.audit.record(event);
         }
-        Err(err) => event.reason = Some(err.code().to_owned()),
+        Err(SigninError::RateLimited { .. }) => {}
+        Err(err) => {
+            event.reason = Some(err.code().to_owned());
+            let key = match (&trail.key, &trail.named, &trail.org_id) {
+                (Some(key), _, _) => Some(key.clone()),
+                // A key id that exists here (a wrong secret, or a revoked or expired key):
+                // that key is the record.
+                (None, Some(key_id), Some(org_id)) => {
+                    storage::api_keys::get(&state.storage, org_id, key_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|k| (k.id, k.user_id))
+                }
+                _ => None,
+            };
+            match key {
+                Some((key_id, owner)) => {
+                    event.actor_key_id = Some(key_id);
+                    event.actor_user_id = Some(owner);
+                    state.audit.record_failure(event);
+                }
+                None => state.audit.count_unrecorded(),
+            }
+        }
     }
-    state.audit.record(event);
     result
 }
 
 async fn run(
     state: &AppState,
     req: &SigninRequest<'_>,
-    event: &mut AuditEvent,
+    trail: &mut Trail,
 ) -> Result<SigninGrant, SigninError> {
     let (Some(secret), Some(key_id)) = (present(req.api_key), present(req.api_key_id)) else {
         return Err(SigninError::MissingApiKey);
     };
     let user_id = present(req.user_id).ok_or(SigninError::MissingUserId)?;
-    if is_id(key_id, "key") {
-        event.actor_key_id = Some(key_id.to_owned());
-    }
-    if is_id(user_id, "usr") {
-        event.target_id = Some(user_id.to_owned());
-    }
     let slug = Slug::parse(req.org).map_err(|_| SigninError::UnknownOrganization)?;
     // Malformed secrets and ids fail here, before any query.
     let secret = PlainApiKey::parse(secret).map_err(|_| SigninError::InvalidApiKey)?;
     if !is_id(key_id, "key") {
         return Err(SigninError::InvalidApiKey);
     }
+    state
+        .throttle
+        .check(Some(key_id), req.meta.ip.as_deref())
+        .map_err(|t| SigninError::RateLimited {
+            retry_after: t.retry_after,
+        })?;
 
     let org = storage::orgs::by_slug(&state.storage, slug.as_str())
         .await?
         .ok_or(SigninError::UnknownOrganization)?;
-    event.org_id = Some(org.id.clone());
+    trail.org_id = Some(org.id.clone());
     let policy = state.dpop_policy(&org);
-    let dpop_jkt = session::binding_proof(state, &org, req.dpop, req.path, None).await?;
 
-    let holder = credential::check_key(state, &org, key_id, &secret).await?;
-    event.actor_user_id = Some(holder.owner.id.clone());
+    let holder: KeyHolder = match credential::check_key(state, &org, key_id, &secret).await {
+        Ok(holder) => holder,
+        Err(CredentialError::Invalid) => {
+            trail.named = Some(key_id.to_owned());
+            trail.guessed = true;
+            return Err(SigninError::InvalidApiKey);
+        }
+        Err(err @ (CredentialError::Revoked | CredentialError::Expired)) => {
+            trail.named = Some(key_id.to_owned());
+            return Err(err.into());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    trail.key = Some((holder.key.id.clone(), holder.owner.id.clone()));
     let (subject, actor) = credential::subject(state, &org, &holder, Some(user_id)).await?;
+    trail.subject = Some(subject.id.clone());
+    // The proof is checked (and its `jti` remembered) only for a valid credential.
+    let dpop_jkt = session::binding_proof(state, &org, req.dpop, req.path, None).await?;
 
     let opened = session::open(
         state,

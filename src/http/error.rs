@@ -38,6 +38,8 @@ pub struct ApiError {
     dpop_nonce: Option<Box<HeaderValue>>,
     /// The key an idempotent retry of a key creation names (see `schema::ErrorDetail`).
     api_key_id: Option<Box<str>>,
+    /// `Retry-After` (seconds) of a `rate_limited` answer.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -49,7 +51,15 @@ impl ApiError {
             www_authenticate: None,
             dpop_nonce: None,
             api_key_id: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 `rate_limited` with `Retry-After`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        err.retry_after = Some(retry_after);
+        err
     }
 
     /// Names the key an idempotent retry of a key creation created.
@@ -214,6 +224,9 @@ impl ResponseError for ApiError {
         if let Some(nonce) = &self.dpop_nonce {
             response.insert_header((super::DPOP_NONCE, HeaderValue::clone(nonce)));
         }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -241,6 +254,9 @@ impl From<StorageError> for ApiError {
 
 impl From<SigninError> for ApiError {
     fn from(err: SigninError) -> Self {
+        if let SigninError::RateLimited { retry_after } = err {
+            return ApiError::rate_limited(err.to_string(), retry_after);
+        }
         let status = match err {
             SigninError::MissingApiKey | SigninError::MissingUserId => StatusCode::BAD_REQUEST,
             SigninError::UnknownOrganization => StatusCode::NOT_FOUND,
@@ -248,6 +264,7 @@ impl From<SigninError> for ApiError {
             | SigninError::ExpiredApiKey
             | SigninError::RevokedApiKey => StatusCode::UNAUTHORIZED,
             SigninError::PermissionDenied => StatusCode::FORBIDDEN,
+            SigninError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             SigninError::Dpop(DpopError::ReplayStoreUnavailable)
             | SigninError::Storage(_)
             | SigninError::Session(_) => return ApiError::internal(&err),

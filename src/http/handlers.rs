@@ -22,9 +22,31 @@ fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
 }
 
+/// The client's IP: the peer, or behind a trusted proxy the right-most untrusted
+/// `X-Forwarded-For` address (`server.trusted_proxies`).
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    let peer = req.peer_addr()?.ip();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Some(peer.to_string());
+    };
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok());
+    Some(
+        state
+            .throttle
+            .proxies()
+            .client_ip(peer, forwarded)
+            .to_string(),
+    )
+}
+
+/// Who made the request (client IP, truncated user agent, request id), for audit and
+/// throttling.
 pub fn request_meta(req: &HttpRequest) -> RequestMeta {
     RequestMeta {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: client_ip(req),
         user_agent: header_value(req.headers(), "user-agent")
             .map(|ua| ua.chars().take(256).collect()),
         request_id: request_id::current(),
@@ -51,6 +73,7 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
         (status = 401, description = "`invalid_api_key`, `expired_api_key` or `revoked_api_key`", body = ErrorBody),
         (status = 403, description = "`permission_denied`: the key's owner may not act for that user", body = ErrorBody),
         (status = 404, description = "`unknown_organization`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed sign-ins for this key id or from this client IP (`Retry-After`)", body = ErrorBody),
     )
 )]
 pub async fn signin_with_api_key(

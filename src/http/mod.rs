@@ -16,7 +16,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, web};
 
@@ -58,6 +58,33 @@ where
     Ok(res)
 }
 
+/// Every response of an organization's API (`/v1/{org}/…`) that does not set its own
+/// `Cache-Control` gets `Cache-Control: no-store` (with `Pragma: no-cache` for HTTP/1.0
+/// caches): responses there
+/// carry secrets (sign-in, the token endpoint, key creation and rotation, their idempotent
+/// replays) or personal data, and one rule for the whole tree cannot miss a new endpoint.
+/// Public documents there (metadata, JWKS) set their own caching.
+pub async fn no_store_middleware<B>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error>
+where
+    B: MessageBody,
+{
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let no_store = headers
+        .get(header::CACHE_CONTROL)
+        .is_some_and(|v| v.as_bytes() == b"no-store");
+    if no_store && !headers.contains_key(header::PRAGMA) {
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    }
+    Ok(res)
+}
+
 /// Largest JSON body accepted anywhere.
 pub(crate) const JSON_LIMIT: usize = 64 * 1024;
 
@@ -83,6 +110,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/v1/{org}")
+                .wrap(actix_web::middleware::from_fn(no_store_middleware))
                 .service(
                     resource("/user/signin_with_api_key")
                         .route(web::post().to(handlers::signin_with_api_key)),

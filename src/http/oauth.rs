@@ -34,6 +34,7 @@ impl ResponseError for OAuthResponse {
     fn status_code(&self) -> StatusCode {
         match self.error.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -52,6 +53,9 @@ impl ResponseError for OAuthResponse {
         }
         if let Some(nonce) = &self.nonce {
             response.insert_header((super::DPOP_NONCE, nonce.clone()));
+        }
+        if let Some(seconds) = self.error.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(OAuthErrorBody {
             error: self.error.code.as_str().to_owned(),
@@ -132,6 +136,7 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
         (status = 200, description = "Tokens", body = TokenBody),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
     )
 )]
 pub async fn token(
@@ -166,6 +171,7 @@ pub async fn token(
         (status = 200, description = "Revoked (or unknown: RFC 7009 §2.2)"),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
     )
 )]
 pub async fn revoke(
@@ -196,6 +202,7 @@ pub async fn revoke(
         (status = 200, description = "`{\"active\": false}` or the token's claims", body = Object),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
     )
 )]
 pub async fn introspect(

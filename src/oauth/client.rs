@@ -1,6 +1,8 @@
 //! Client authentication at the OAuth endpoints (RFC 6749 §2.3.1): `client_id` = API key
 //! id and `client_secret` = API key, by HTTP Basic (each part form-urlencoded before the
-//! base64) or in the form, never both.
+//! base64) or in the form, never both. Failed authentications that could be a guess (a
+//! well-formed secret that matched nothing) count toward the brute-force throttle of the
+//! client id and the client IP, which is checked before the database.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -9,6 +11,7 @@ use entity::organization;
 use super::form::Params;
 use super::{ErrorCode, OAuthError};
 use crate::auth::credential::{self, CredentialError, KeyHolder};
+use crate::ids::is_id;
 use crate::keys::api_key::PlainApiKey;
 use crate::state::AppState;
 
@@ -72,26 +75,34 @@ pub fn presented(
     }
 }
 
-/// Authenticates presented credentials against `org`'s API keys.
+/// Authenticates presented credentials against `org`'s API keys, from client IP `ip`.
 pub async fn authenticate(
     state: &AppState,
     org: &organization::Model,
     presented: &Presented,
+    ip: Option<&str>,
 ) -> Result<KeyHolder, OAuthError> {
     let fail = |description: &str| {
         OAuthError::new(ErrorCode::InvalidClient, description).with_basic(presented.basic)
     };
     let secret =
         PlainApiKey::parse(&presented.secret).map_err(|_| fail("client authentication failed"))?;
+    let key_id = Some(presented.client_id.as_str()).filter(|id| is_id(id, "key"));
+    state
+        .throttle
+        .check(key_id, ip)
+        .map_err(|t| OAuthError::rate_limited(t.retry_after))?;
     credential::check_key(state, org, &presented.client_id, &secret)
         .await
         .map_err(|e| match e {
             CredentialError::Storage(e) => e.into(),
             CredentialError::Expired => fail("the client's API key has expired"),
             CredentialError::Revoked => fail("the client's API key has been revoked"),
-            CredentialError::Invalid | CredentialError::PermissionDenied => {
+            CredentialError::Invalid => {
+                state.throttle.fail(key_id, ip);
                 fail("client authentication failed")
             }
+            CredentialError::PermissionDenied => fail("client authentication failed"),
         })
 }
 
@@ -101,6 +112,7 @@ pub async fn require(
     org: &organization::Model,
     authorization: Option<&str>,
     params: &Params,
+    ip: Option<&str>,
 ) -> Result<KeyHolder, OAuthError> {
     let presented = presented(authorization, params)?.ok_or_else(|| {
         OAuthError::new(
@@ -109,5 +121,5 @@ pub async fn require(
         )
         .with_basic(true)
     })?;
-    authenticate(state, org, &presented).await
+    authenticate(state, org, &presented, ip).await
 }

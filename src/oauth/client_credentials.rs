@@ -35,7 +35,14 @@ async fn run(
     req: &OAuthRequest<'_>,
     event: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
-    let holder = client::require(state, org, req.authorization, &req.params).await?;
+    let holder = client::require(
+        state,
+        org,
+        req.authorization,
+        &req.params,
+        req.meta.ip.as_deref(),
+    )
+    .await?;
     event.actor_key_id = Some(holder.key.id.clone());
     event.actor_user_id = Some(holder.owner.id.clone());
     let (subject, actor) = credential::subject(state, org, &holder, req.params.get("user_id"))

@@ -12,7 +12,14 @@ use crate::storage;
 
 pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value, OAuthError> {
     let org = organization(state, req.org).await?;
-    client::require(state, &org, req.authorization, &req.params).await?;
+    client::require(
+        state,
+        &org,
+        req.authorization,
+        &req.params,
+        req.meta.ip.as_deref(),
+    )
+    .await?;
     let token = req
         .params
         .get("token")

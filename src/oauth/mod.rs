@@ -33,6 +33,8 @@ pub enum ErrorCode {
     InvalidScope,
     InvalidDpopProof,
     UseDpopNonce,
+    /// Too many failed client authentications (HTTP 429 with `Retry-After`).
+    RateLimited,
     ServerError,
 }
 
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ServerError => "server_error",
         }
     }
@@ -62,6 +65,8 @@ pub struct OAuthError {
     pub basic: bool,
     /// The cause of a `server_error`, for the log only.
     pub cause: Option<String>,
+    /// `Retry-After` (seconds) of `rate_limited`.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -71,6 +76,19 @@ impl OAuthError {
             description: description.into(),
             basic: false,
             cause: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many failed client authentications; retry after {retry_after} seconds"
+                ),
+            )
         }
     }
 
@@ -198,7 +216,8 @@ async fn proof(
 }
 
 /// Writes the outcome of a grant to the audit log: `event` is the failure; on success its
-/// action becomes `succeeded`.
+/// action becomes `succeeded`. A failure before any credential was verified (no key id in
+/// `event`) is counted, not stored; a throttled one is neither.
 fn record<T>(
     state: &AppState,
     mut event: AuditEvent,
@@ -209,10 +228,15 @@ fn record<T>(
         Ok(_) => {
             event.action = succeeded;
             event.success = true;
+            state.audit.record(event);
         }
-        Err(err) => event.reason = Some(err.code.as_str().to_owned()),
+        Err(err) if err.code == ErrorCode::RateLimited => {}
+        Err(_) if event.actor_key_id.is_none() => state.audit.count_unrecorded(),
+        Err(err) => {
+            event.reason = Some(err.code.as_str().to_owned());
+            state.audit.record_failure(event);
+        }
     }
-    state.audit.record(event);
 }
 
 fn token_body(

@@ -44,7 +44,9 @@ async fn run(
     // The refresh token is the credential; a client that authenticates anyway must be the
     // session's own.
     let client = match client::presented(req.authorization, &req.params)? {
-        Some(presented) => Some(client::authenticate(state, org, &presented).await?),
+        Some(presented) => {
+            Some(client::authenticate(state, org, &presented, req.meta.ip.as_deref()).await?)
+        }
         None => None,
     };
     let unknown = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");

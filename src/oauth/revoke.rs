@@ -11,7 +11,14 @@ use crate::storage;
 
 pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuthError> {
     let org = organization(state, req.org).await?;
-    let holder = client::require(state, &org, req.authorization, &req.params).await?;
+    let holder = client::require(
+        state,
+        &org,
+        req.authorization,
+        &req.params,
+        req.meta.ip.as_deref(),
+    )
+    .await?;
     let token = req
         .params
         .get("token")

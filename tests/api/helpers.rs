@@ -153,6 +153,10 @@ pub fn test_settings(data_dir: &std::path::Path, db: &TestDatabase) -> Settings 
     settings.database.max_connections = 4;
     settings.server.bind = "127.0.0.1:0".into();
     settings.server.workers = Some(1);
+    // Tests make many failed sign-ins from 127.0.0.1; the throttle's own tests
+    // (`security::throttle`) set the real limits.
+    settings.limits.failed_auth_per_key_per_minute = 1_000_000;
+    settings.limits.failed_auth_per_ip_per_minute = 1_000_000;
     settings
 }
 
