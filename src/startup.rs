@@ -75,7 +75,7 @@ impl Application {
             Nonces::new(pepper.clone(), settings.dpop.nonce_window),
         );
         let state = AppState {
-            cross_org: CrossOrg::new(&settings.cross_org),
+            cross_org: CrossOrg::new(&settings.cross_org, clock.clone()),
             federation: Federation::new(&settings.federation)
                 .context("building the identity providers' HTTP client")?,
             settings: Arc::new(settings),
