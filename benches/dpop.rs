@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use keygate::auth::dpop::{
-    Dpop, MemoryReplayStore, Nonces, ProofCheck, PublicUrl, ReplayStore, ath, replay_key,
+    Dpop, DpopError, MemoryReplayStore, Nonces, ProofCheck, PublicUrl, ReplayStore, ath, replay_key,
 };
 use keygate::config::DpopSettings;
 use keygate::secrets::Pepper;
@@ -228,14 +228,40 @@ fn bench(c: &mut Criterion) {
     };
     let mut private = key.jwk();
     private["d"] = json!("AAAA");
+    // Each case names the refusal it measures: checked once before measuring, so a bench
+    // never times a different (earlier or later) failure than its name says.
     let rejected = [
-        ("too_large", "x".repeat(5000)),
-        ("not_a_jws", "not-a-jws".to_owned()),
-        ("wrong_typ", with("typ", json!("jwt"), true)),
-        ("alg_none", with("alg", json!("none"), true)),
-        ("jwk_with_d", with("jwk", private, true)),
-        ("missing_jti", with("jti", Value::Null, false)),
-        ("wrong_htm", with("htm", json!("POST"), false)),
+        ("too_large", "x".repeat(5000), DpopError::TooLarge),
+        (
+            "not_a_jws",
+            "not-a-jws".to_owned(),
+            DpopError::Malformed("it does not have three parts"),
+        ),
+        (
+            "wrong_typ",
+            with("typ", json!("jwt"), true),
+            DpopError::WrongType,
+        ),
+        (
+            "alg_none",
+            with("alg", json!("none"), true),
+            DpopError::UnsupportedAlg,
+        ),
+        (
+            "jwk_with_d",
+            with("jwk", private, true),
+            DpopError::BadJwk("it contains a private key"),
+        ),
+        (
+            "missing_jti",
+            with("jti", Value::Null, false),
+            DpopError::MissingClaim("jti"),
+        ),
+        (
+            "wrong_htm",
+            with("htm", json!("POST"), false),
+            DpopError::WrongMethod,
+        ),
         (
             "wrong_htu",
             with(
@@ -243,15 +269,28 @@ fn bench(c: &mut Criterion) {
                 json!("https://evil.example.com/v1/acme/user/me"),
                 false,
             ),
+            DpopError::WrongUri,
         ),
         (
             "iat_too_old",
             with("iat", json!(now.timestamp() - 3600), false),
+            DpopError::TooOld,
         ),
-        ("wrong_ath", with("ath", json!("nope"), false)),
+        (
+            "wrong_ath",
+            with("ath", json!("nope"), false),
+            DpopError::WrongAth,
+        ),
     ];
-    for (name, proof) in &rejected {
+    for (name, proof, expected) in &rejected {
         let headers = [proof.as_bytes()];
+        let got = runtime
+            .block_on(dpop.verify(&check(&headers, now, None)))
+            .expect_err("rejected");
+        assert_eq!(
+            &got, expected,
+            "rejected/{name} measures `{got}`, not `{expected}`"
+        );
         group.bench_function(format!("rejected/{name}"), |b| {
             b.iter(|| {
                 runtime

@@ -79,7 +79,7 @@ impl Application {
         let proxies = TrustedProxies::parse(&settings.server.trusted_proxies)?;
         let state = AppState {
             throttle: Arc::new(Throttle::new(&settings.limits, proxies, clock.clone())),
-            cross_org: CrossOrg::new(&settings.cross_org),
+            cross_org: CrossOrg::new(&settings.cross_org, clock.clone()),
             federation: Federation::new(
                 &settings.federation,
                 AddressPolicy::for_bind(&settings.server.bind),

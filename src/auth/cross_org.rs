@@ -2,17 +2,23 @@
 //! another, and as what. The answer is the target organization's live grant for that user
 //! (one naming the user wins over one for the whole source organization), cached for
 //! [`STALENESS`] so a revoked grant stops working on every node within 5 seconds. Cross-
-//! organization traffic has a rate limit of its own, per source user.
+//! organization traffic has a rate limit of its own, per source user, measured on the
+//! application's [`Clock`] (so tests drive it like every other window).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entity::{organization, user};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock as GovernorClock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use moka::sync::Cache;
 
 use super::revocation::STALENESS;
+use crate::clock::Clock;
 use crate::config::CrossOrgSettings;
 use crate::storage::{self, Storage, StorageError};
 use crate::types::Role;
@@ -31,10 +37,26 @@ pub enum CrossOrgError {
     Storage(#[from] StorageError),
 }
 
+/// The application's clock as governor's time source: nanoseconds since the Unix epoch
+/// (a clock set before 1970 reads as 0; governor saturates when time goes backwards).
+#[derive(Clone, Debug)]
+struct AppClock(Arc<dyn Clock>);
+
+impl GovernorClock for AppClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let nanos = self.0.now().timestamp_nanos_opt().unwrap_or(0);
+        Nanos::from(u64::try_from(nanos).unwrap_or(0))
+    }
+}
+
+type Limiter = RateLimiter<String, DefaultKeyedStateStore<String>, AppClock, NoOpMiddleware<Nanos>>;
+
 pub struct CrossOrg {
     /// (target org id, source org id, user id) → the granted role, if any.
     grants: Cache<(String, String, String), Option<Role>>,
-    limiter: DefaultKeyedRateLimiter<String>,
+    limiter: Limiter,
 }
 
 impl std::fmt::Debug for CrossOrg {
@@ -44,7 +66,7 @@ impl std::fmt::Debug for CrossOrg {
 }
 
 impl CrossOrg {
-    pub fn new(settings: &CrossOrgSettings) -> Arc<Self> {
+    pub fn new(settings: &CrossOrgSettings, clock: Arc<dyn Clock>) -> Arc<Self> {
         let rate = NonZeroU32::new(settings.rate_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(settings.burst).unwrap_or(rate);
         Arc::new(Self {
@@ -52,7 +74,11 @@ impl CrossOrg {
                 .max_capacity(100_000)
                 .time_to_live(STALENESS)
                 .build(),
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            limiter: RateLimiter::new(
+                Quota::per_second(rate).allow_burst(burst),
+                DefaultKeyedStateStore::default(),
+                AppClock(clock),
+            ),
         })
     }
 

@@ -16,23 +16,27 @@ struct Server {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The threads copying the output: they end when the process closes its pipes.
+    readers: Vec<std::thread::JoinHandle<()>>,
     /// Where it listens (the public URL is configured to something else).
     url: String,
 }
 
 const PUBLIC_URL: &str = "https://keygate.example";
 
-fn capture(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+fn capture(
+    stream: impl Read + Send + 'static,
+) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
     let buf = Arc::new(Mutex::new(String::new()));
     let sink = buf.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             let mut s = sink.lock().unwrap();
             s.push_str(&line);
             s.push('\n');
         }
     });
-    buf
+    (buf, reader)
 }
 
 fn wait_for(what: &str, buf: &Arc<Mutex<String>>, until: impl Fn(&str) -> bool) {
@@ -63,8 +67,8 @@ impl Server {
             cmd.env("KEYGATE__DATABASE__URL", &db.url);
         }
         let mut child = cmd.spawn().expect("start keygate");
-        let stdout = capture(child.stdout.take().unwrap());
-        let stderr = capture(child.stderr.take().unwrap());
+        let (stdout, out_reader) = capture(child.stdout.take().unwrap());
+        let (stderr, err_reader) = capture(child.stderr.take().unwrap());
         wait_for("the listening line", &stderr, |s| s.contains(" listening "));
         let url = {
             let log = stderr.lock().unwrap();
@@ -77,6 +81,7 @@ impl Server {
             child,
             stdout,
             stderr,
+            readers: vec![out_reader, err_reader],
             url,
         }
     }
@@ -100,7 +105,10 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         };
         assert!(exit.success(), "keygate exited with {exit}");
-        std::thread::sleep(Duration::from_millis(100));
+        // Every line is in once the readers have seen the pipes close.
+        for reader in self.readers.drain(..) {
+            reader.join().expect("output reader");
+        }
         let stdout = self.stdout.lock().unwrap().clone();
         let stderr = self.stderr.lock().unwrap().clone();
         (stdout, stderr)
@@ -196,6 +204,52 @@ async fn newcomer_path_restart_and_no_secret_at_rest_or_in_logs() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["user_id"], user_id.as_str());
     assert_eq!(me["role"], "owner");
+    // A key created with an `Idempotency-Key` (its response is remembered in the database)
+    // and a revoked access token (remembered until it expires): neither secret may be
+    // stored in plain text.
+    let idempotent = |url: String| {
+        let (client, token) = (client.clone(), token.clone());
+        async move {
+            client
+                .post(format!("{url}/v1/default/api_keys"))
+                .bearer_auth(token)
+                .header("idempotency-key", "secrets-at-rest")
+                .json(&serde_json::json!({"name": "idempotent", "duration": "1d"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let (status, created) = json(idempotent(server.url.clone()).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let idempotent_secret = created["api_key"].as_str().unwrap().to_owned();
+    let (status, replayed) = json(idempotent(server.url.clone()).await).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a secret is never replayed: {replayed}"
+    );
+    assert!(!replayed.to_string().contains(&idempotent_secret));
+    let (status, other) = json(
+        client
+            .post(format!("{}/v1/default/oauth/token", server.url))
+            .basic_auth(&api_key_id, Some(&api_key))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{other}");
+    let revoked_access = other["access_token"].as_str().unwrap().to_owned();
+    let res = client
+        .post(format!("{}/v1/default/oauth/revoke", server.url))
+        .basic_auth(&api_key_id, Some(&api_key))
+        .form(&[("token", revoked_access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
     let jwks_before = client
         .get(format!("{}/.well-known/jwks.json", server.url))
         .send()
@@ -246,6 +300,8 @@ async fn newcomer_path_restart_and_no_secret_at_rest_or_in_logs() {
         api_key.as_str(),
         refresh.as_str(),
         body["refresh_token"].as_str().unwrap(),
+        idempotent_secret.as_str(),
+        revoked_access.as_str(),
     ] {
         assert!(!logs.contains(secret), "a secret is in the logs");
         assert!(
@@ -256,6 +312,10 @@ async fn newcomer_path_restart_and_no_secret_at_rest_or_in_logs() {
     assert!(
         at_rest.contains(&api_key_id),
         "the dump is real: it holds the public key id"
+    );
+    assert!(
+        at_rest.contains("secrets-at-rest"),
+        "the dump holds the remembered idempotent request"
     );
 }
 

@@ -161,52 +161,42 @@ async fn cli_creates_orgs_users_and_keys_that_sign_in_and_revokes_them() {
 #[tokio::test]
 async fn cli_rejects_bad_input_with_a_message_and_a_failing_exit_code() {
     let app = spawn_app().await;
-    for args in [
-        &["org", "create", "Bad_Slug"][..],
-        &["org", "create", "default"],
-        &["user", "create", "--org", "nope", "--email", "a@b.c"],
-        &[
-            "user",
-            "create",
-            "--org",
-            "default",
-            "--email",
-            "not-an-email",
-        ],
-        &[
-            "user", "create", "--org", "default", "--email", "a@b.c", "--role", "root",
-        ],
-        &["key", "create", "--org", "default", "--user", "usr_nobody"],
-        &[
-            "key",
-            "create",
-            "--org",
-            "default",
-            "--user",
-            &app.owner.user_id,
-            "--duration",
-            "400d",
-        ],
-        &[
-            "key",
-            "create",
-            "--org",
-            "default",
-            "--user",
-            &app.owner.user_id,
-            "--scope",
-            "everything",
-        ],
-        &["key", "revoke", "--org", "default", "key_nothing"],
-    ] {
+    let owner = app.owner.user_id.as_str();
+    // Each refusal: exit status 1, nothing on stdout, and one `keygate: …` line on stderr
+    // that says what was wrong (a crash, a panic or another error would not match).
+    #[rustfmt::skip]
+    let cases: [(&[&str], &str); 9] = [
+        (&["org", "create", "Bad_Slug"], "`Bad_Slug` is not an organization slug"),
+        (&["org", "create", "default"], "an organization with this slug already exists"),
+        (&["user", "create", "--org", "nope", "--email", "a@b.c"], "no organization `nope`"),
+        (&["user", "create", "--org", "default", "--email", "not-an-email"], "`not-an-email` is not an email address"),
+        (&["user", "create", "--org", "default", "--email", "a@b.c", "--role", "root"], "`root` is not a valid Role"),
+        (&["key", "create", "--org", "default", "--user", "usr_nobody"], "no user `usr_nobody` in this organization"),
+        (&["key", "create", "--org", "default", "--user", owner, "--duration", "400d"], "a key's duration must be more than 0s and at most"),
+        (&["key", "create", "--org", "default", "--user", owner, "--scope", "everything"], "unknown scope `everything`"),
+        (&["key", "revoke", "--org", "default", "key_nothing"], "no API key `key_nothing` in this organization"),
+    ];
+    for (args, message) in cases {
         let out = keygate(&app, args);
-        assert!(!out.status.success(), "{args:?} should fail");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.starts_with("keygate: ") || stderr.contains("error:"),
-            "{args:?}: {stderr}"
-        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("keygate: "))
+            .unwrap_or_else(|| panic!("{args:?}: no `keygate: ` line in {stderr}"));
+        assert!(line.contains(message), "{args:?}: {line}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+    // A usage error is clap's: exit status 2.
+    let out = keygate(&app, &["key", "create", "--org", "default"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+    // Nothing was created by the refused commands.
+    let keys = keygate_json(&app, &["key", "list", "--org", "default", "--json"]);
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    let users = keygate_json(&app, &["user", "list", "--org", "default", "--json"]);
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
 }
 
 #[tokio::test]

@@ -324,9 +324,12 @@ async fn rfc_9449_section_4_3_checks_each_fail_with_their_own_description() {
         .unwrap()
         .to_owned();
     let proof = key.proof(&app, "GET", ME, Some(&bearer));
-    let res = me_with(&app, "DPoP", &bearer, &[&proof]).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(error_code(&json(res).await.1), "invalid_token");
+    assert_dpop_rejected(
+        me_with(&app, "DPoP", &bearer, &[&proof]).await,
+        "invalid_token",
+        "invalid_token",
+    )
+    .await;
 
     // The server still serves a valid request.
     let proof = key.proof(&app, "GET", ME, Some(&token));
@@ -431,8 +434,16 @@ async fn behind_a_proxy_htu_is_checked_against_the_public_url() {
     let (status, body) = json(signin_with_proof(&app, Some(&key.sign_parts(&h, &c))).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (h, c) = key.parts("POST", &format!("{}{SIGNIN}", app.address), now);
-    let (status, _) = json(signin_with_proof(&app, Some(&key.sign_parts(&h, &c))).await).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = json(signin_with_proof(&app, Some(&key.sign_parts(&h, &c))).await).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("htu"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -572,10 +583,11 @@ async fn malformed_proofs_never_cause_a_server_error() {
             .send()
             .await
             .unwrap();
-        assert!(
-            res.status().is_client_error(),
-            "{} for {:?}",
-            res.status(),
+        let (status, body) = json(res).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+            "for {:?}: {body}",
             String::from_utf8_lossy(proof)
         );
     }

@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 
 use crate::helpers::{TestApp, error_code, json, spawn_app};
 
-async fn assert_rejected(app: &TestApp, org: &str, token: &str, code: &str) {
+/// `GET /v1/{org}/user/me` with `Bearer {token}` must answer 401 with the §6 `code` and an
+/// RFC 6750 `Bearer` challenge with `error="invalid_token"`.
+pub(crate) async fn assert_rejected(app: &TestApp, org: &str, token: &str, code: &str) {
     let res = app.me(org, token).await;
     let challenge = res
         .headers()
@@ -17,6 +19,20 @@ async fn assert_rejected(app: &TestApp, org: &str, token: &str, code: &str) {
     let (status, body) = json(res).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(error_code(&body), code, "{body}");
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+/// A 401 `invalid_token` with a `Bearer … error="invalid_token"` challenge.
+async fn assert_bearer_invalid_token(res: reqwest::Response) {
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (status, body) = json(res).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(error_code(&body), "invalid_token", "{body}");
     assert!(challenge.starts_with("Bearer "), "{challenge}");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 }
@@ -52,15 +68,7 @@ async fn missing_malformed_expired_foreign_and_tampered_tokens_are_rejected() {
         .send()
         .await
         .unwrap();
-    assert!(
-        res.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
-    );
-    let (status, body) = json(res).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(error_code(&body), "invalid_token");
+    assert_bearer_invalid_token(res).await;
 
     // Another scheme.
     let res = app
@@ -70,7 +78,7 @@ async fn missing_malformed_expired_foreign_and_tampered_tokens_are_rejected() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_bearer_invalid_token(res).await;
 
     assert_rejected(&app, "default", "not-a-jwt", "invalid_token").await;
     assert_rejected(&app, "default", "a.b.c", "invalid_token").await;

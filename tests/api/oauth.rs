@@ -9,7 +9,8 @@ use keygate::types::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Credentials, TestApp, claims_of, json, spawn_app};
+use crate::helpers::{Credentials, TestApp, claims_of, json, spawn_app, spawn_app_with};
+use crate::me::assert_rejected;
 
 /// (name, client authentication, form fields, expected error code)
 type Case<'a> = (&'a str, Auth<'a>, Vec<(&'a str, &'a str)>, &'a str);
@@ -297,23 +298,79 @@ async fn bearer_refresh_tokens_rotate_and_a_reused_one_ends_the_session() {
         (status, oauth_error(&body)),
         (StatusCode::BAD_REQUEST, "invalid_grant")
     );
-    let (status, _) = json(app.me("default", &access).await).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_rejected(&app, "default", &access, "invalid_token").await;
 }
 
-#[tokio::test]
-async fn concurrent_refreshes_of_one_token_succeed_exactly_once() {
-    let app = spawn_app().await;
-    let body = client_credentials(&app, &app.owner).await;
-    let rt = body["refresh_token"].as_str().unwrap().to_owned();
-    let attempts = (0..12).map(|_| refresh(&app, &rt));
-    let results = futures_util::future::join_all(attempts).await;
-    let ok = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    assert_eq!(ok, 1, "{results:?}");
-    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
+/// Concurrent refreshes of one Bearer refresh token on a multi-worker server, released
+/// together by a barrier, round after round: exactly one wins; every loser presented a used
+/// token, so the session is revoked and the winner's new refresh token is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_of_one_token_succeed_exactly_once_and_end_the_session() {
+    const ROUNDS: usize = 20;
+    const RACERS: usize = 8;
+    let app = spawn_app_with(|s| s.server.workers = Some(4)).await;
+    let url = app.url("/v1/default/oauth/token");
+    for round in 0..ROUNDS {
+        let body = client_credentials(&app, &app.owner).await;
+        let rt = body["refresh_token"].as_str().unwrap().to_owned();
+        let access = body["access_token"].as_str().unwrap().to_owned();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (client, url, rt, barrier) =
+                    (app.client.clone(), url.clone(), rt.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let res = client
+                        .post(url)
+                        .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+                        .send()
+                        .await
+                        .unwrap();
+                    json(res).await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for racer in racers {
+            results.push(racer.await.unwrap());
+        }
+        let winners: Vec<&Value> = results
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::OK)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
+            assert_eq!(*status, StatusCode::BAD_REQUEST, "round {round}: {body}");
+            assert_eq!(oauth_error(body), "invalid_grant", "round {round}");
+        }
+        // The losers presented a used token: the session is over, the winner's new refresh
+        // token with it.
+        let next = winners[0]["refresh_token"].as_str().unwrap();
+        assert_ne!(next, rt);
+        let (status, body) = refresh(&app, next).await;
         assert_eq!(
-            (*status, oauth_error(body)),
-            (StatusCode::BAD_REQUEST, "invalid_grant")
+            status,
+            StatusCode::BAD_REQUEST,
+            "round {round}: the winner's refresh token outlived the revoked session: {body}"
+        );
+        assert_eq!(oauth_error(&body), "invalid_grant", "round {round}");
+        let introspected = json(
+            post_form(
+                &app,
+                "introspect",
+                Auth::Basic(&app.owner),
+                &[("token", &access)],
+            )
+            .await,
+        )
+        .await
+        .1;
+        assert_eq!(
+            introspected,
+            serde_json::json!({"active": false}),
+            "round {round}: the session's access token is inactive"
         );
     }
 }
@@ -471,8 +528,7 @@ async fn revocation_ends_access_tokens_and_sessions_of_the_clients_own_key_only(
     .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(introspect(&app, &o, &access).await["active"], false);
-    let (status, _) = json(app.me("default", &access).await).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_rejected(&app, "default", &access, "invalid_token").await;
 
     // A refresh token ends its whole session.
     let body = client_credentials(&app, &o).await;
@@ -480,8 +536,7 @@ async fn revocation_ends_access_tokens_and_sessions_of_the_clients_own_key_only(
     let rt = body["refresh_token"].as_str().unwrap().to_owned();
     let res = post_form(&app, "revoke", Auth::Post(&o), &[("token", &rt)]).await;
     assert_eq!(res.status(), StatusCode::OK);
-    let (status, _) = json(app.me("default", &access).await).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_rejected(&app, "default", &access, "invalid_token").await;
     let (status, body) = refresh(&app, &rt).await;
     assert_eq!(
         (status, oauth_error(&body)),
@@ -543,10 +598,20 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!jwks["keys"].as_array().unwrap().is_empty());
-    for endpoint in [
-        "token_endpoint",
-        "revocation_endpoint",
-        "introspection_endpoint",
+    // Each advertised endpoint is the real one: it answers a request without the
+    // parameters it needs with its own RFC 6749 §5.2 error (not a 404 or 405).
+    for (endpoint, status, error) in [
+        ("token_endpoint", StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            "revocation_endpoint",
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "introspection_endpoint",
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
     ] {
         let res = app
             .client
@@ -555,7 +620,27 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
             .send()
             .await
             .unwrap();
-        assert_ne!(res.status(), StatusCode::NOT_FOUND, "{endpoint}");
+        let (got, body) = json(res).await;
+        assert_eq!(
+            (got, oauth_error(&body)),
+            (status, error),
+            "{endpoint}: {body}"
+        );
+        // The same request, authenticated, reaches the endpoint's own parameter check.
+        let res = app
+            .client
+            .post(a[endpoint].as_str().unwrap())
+            .basic_auth(&app.owner.api_key_id, Some(&app.owner.api_key))
+            .form(&[("x", "y")])
+            .send()
+            .await
+            .unwrap();
+        let (got, body) = json(res).await;
+        assert_eq!(
+            (got, oauth_error(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{endpoint}: {body}"
+        );
     }
     let res = app
         .client

@@ -1,6 +1,7 @@
 // Scalar in a real browser: loads keygate's /docs in headless Chromium with every request
 // to another host refused (so the page must work offline, from the local bundle keygate
-// serves), waits until the signin endpoint is rendered, and saves a screenshot.
+// serves), waits until the signin endpoint is rendered, and saves a screenshot. An
+// uncaught error in the page fails the check.
 // Usage: node browser_check.mjs http://127.0.0.1:PORT target/apiref/docs.png
 import { createRequire } from "node:module";
 
@@ -37,7 +38,8 @@ try {
       (refused.length ? ` (${refused.length} outside requests refused)` : ""),
   );
   if (errors.length) {
-    console.log("page errors (not fatal):", errors.slice(0, 3).join(" | "));
+    console.error(`page errors (${errors.length}):`, errors.slice(0, 5).join(" | "));
+    process.exitCode = 1;
   }
 } finally {
   await browser.close();

@@ -321,7 +321,7 @@ async fn walk_keys(app: &TestApp, token: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cursor_walk_returns_every_key_once_even_while_keys_are_created() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_app_with(|s| s.server.workers = Some(4)).await;
     let mut existing = vec![app.owner.api_key_id.clone()];
     for i in 0..250 {
         // Some keys share a creation time, so the id must break ties.
@@ -341,34 +341,59 @@ async fn a_cursor_walk_returns_every_key_once_even_while_keys_are_created() {
     let walked = walk_keys(&app, &boss.token).await;
     assert_eq!(unique(&walked), existing);
 
-    // The same walk while 30 more keys are created.
-    let create = async {
-        let mut made = Vec::new();
-        for i in 0..30 {
-            if i % 3 == 0 {
-                app.clock.advance(Duration::from_millis(1));
-            }
-            made.push(
-                app.create_key("default", &app.owner.user_id)
-                    .await
-                    .api_key_id,
-            );
-            tokio::task::yield_now().await;
-        }
-        made
+    // The same walk while keys are created over HTTP on a multi-worker server: between
+    // every two pages one key is created, and another concurrently with each later page's
+    // request. Keys are listed newest first and each new key is newer than every key the
+    // walk started with, so the walk returns exactly those 251: none twice, none missed,
+    // none of the new ones.
+    let create = || async {
+        app.clock.advance(Duration::from_millis(1));
+        let reply = app
+            .post_as(&boss.token, KEYS, &json!({"name": "during the walk"}))
+            .await;
+        reply.expect(StatusCode::CREATED);
+        reply.str("api_key_id")
     };
-    let (walked, made) = tokio::join!(walk_keys(&app, &boss.token), create);
-    let seen = unique(&walked);
+    let page = |cursor: Option<String>| async {
+        let mut req = app.admin_request(Method::GET, &format!("{KEYS}?limit=37"), &boss.token);
+        if let Some(c) = cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        let reply = app.send(req).await;
+        reply.expect(StatusCode::OK);
+        let data = ids(reply.body["data"].as_array().unwrap(), "api_key_id");
+        let next = reply.body["next_cursor"].as_str().map(str::to_owned);
+        (data, next)
+    };
+    let (mut walked, mut cursor) = page(None).await;
+    let mut made = Vec::new();
+    let mut between_pages = 0;
+    while cursor.is_some() {
+        made.push(create().await);
+        between_pages += 1;
+        let ((data, next), concurrent) = tokio::join!(page(cursor.take()), create());
+        made.push(concurrent);
+        walked.extend(data);
+        cursor = next;
+    }
     assert!(
-        existing.is_subset(&seen),
-        "missing: {:?}",
-        existing.difference(&seen).collect::<Vec<_>>()
+        between_pages > 0,
+        "keys were created while the walk was under way"
     );
-    let made: HashSet<String> = made.into_iter().collect();
-    assert!(seen.difference(&existing).all(|id| made.contains(id)));
+    let seen = unique(&walked);
     assert_eq!(
-        unique(&walk_keys(&app, &boss.token).await).len(),
-        existing.len() + made.len()
+        seen.len(),
+        existing.len(),
+        "missing: {:?}; new: {:?}",
+        existing.difference(&seen).collect::<Vec<_>>(),
+        seen.difference(&existing).collect::<Vec<_>>()
+    );
+    assert_eq!(seen, existing);
+    let made = unique(&made);
+    assert_eq!(
+        unique(&walk_keys(&app, &boss.token).await),
+        existing.union(&made).cloned().collect(),
+        "a walk after the creations sees every key once"
     );
 
     for query in [

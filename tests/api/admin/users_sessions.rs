@@ -189,7 +189,8 @@ async fn users_are_created_disabled_and_deleted_with_their_sessions_and_keys() {
     app.delete_as(&boss.token, &user_path(&bob.user_id))
         .await
         .expect(StatusCode::NO_CONTENT);
-    assert_ne!(signin_status(&app, &bob).await, StatusCode::OK);
+    // The key is revoked with its owner (checked before the user, once the secret matched).
+    signin_fails(&app, &bob, StatusCode::UNAUTHORIZED, "revoked_api_key").await;
     let key = app.get_as(&boss.token, &key_path(&bob.api_key_id)).await;
     key.expect(StatusCode::OK);
     assert_eq!(key.body["status"], "revoked", "{}", key.body);
@@ -286,16 +287,18 @@ async fn organizations_see_nothing_of_each_other() {
     assert_eq!(signin_status(&app, &member).await, StatusCode::OK);
     token_accepted(&app, &member_session.token).await;
 
+    // Exactly acme's own key, user and session (an empty list would prove nothing).
     let keys = app.list_all(t, "/v1/acme/api_keys", 200).await;
-    assert!(keys.iter().all(|k| k["user_id"] == acme.user_id.as_str()));
+    assert_eq!(ids(&keys, "api_key_id"), vec![acme.api_key_id.clone()]);
+    assert_eq!(keys[0]["user_id"], acme.user_id.as_str());
     let users = app.list_all(t, "/v1/acme/users", 200).await;
     assert_eq!(ids(&users, "user_id"), vec![acme.user_id.clone()]);
     let sessions = app.list_all(t, "/v1/acme/sessions", 200).await;
-    assert!(
-        sessions
-            .iter()
-            .all(|s| s["user_id"] == acme.user_id.as_str())
+    assert_eq!(
+        ids(&sessions, "session_id"),
+        vec![acme_boss.session_id.clone()]
     );
+    assert_eq!(sessions[0]["user_id"], acme.user_id.as_str());
     app.flush_audit().await;
     let events = app.list_all(t, "/v1/acme/audit_events", 200).await;
     assert!(
@@ -307,12 +310,17 @@ async fn organizations_see_nothing_of_each_other() {
     // A token of one organization is no token at another; no token is no token.
     let res = app.get_as(&boss.token, "/v1/acme/api_keys").await;
     res.expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    let challenge = res.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
     let res = app.send(app.client.get(app.url(KEYS))).await;
     res.expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    let challenge = res.header("www-authenticate").unwrap_or_default();
     assert!(
-        res.header("www-authenticate")
-            .unwrap_or_default()
-            .contains("invalid_token")
+        challenge.starts_with("Bearer ") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
     );
 }
 
