@@ -95,7 +95,7 @@ impl SigninError {
             SigninError::RevokedApiKey => "revoked_api_key",
             SigninError::PermissionDenied => "permission_denied",
             SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
-            SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "internal_error",
+            SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "temporarily_unavailable",
             SigninError::Dpop(_) => "invalid_dpop_proof",
             SigninError::Storage(_) | SigninError::Session(_) => "internal_error",
         }

@@ -21,7 +21,7 @@ use crate::admin::policy::Denial;
 use crate::auth::TokenType;
 use crate::auth::access::AccessError;
 use crate::auth::cross_org::CrossOrgError;
-use crate::auth::dpop::{ALGS, DpopError};
+use crate::auth::dpop::{ALGS, DpopError, REPLAY_RETRY_AFTER_SECS};
 use crate::auth::federation::FederationError;
 use crate::auth::signin::SigninError;
 use crate::storage::StorageError;
@@ -38,6 +38,8 @@ pub struct ApiError {
     dpop_nonce: Option<Box<HeaderValue>>,
     /// The key an idempotent retry of a key creation names (see `schema::ErrorDetail`).
     api_key_id: Option<Box<str>>,
+    /// `Retry-After` in seconds (503 `temporarily_unavailable`).
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -49,7 +51,21 @@ impl ApiError {
             www_authenticate: None,
             dpop_nonce: None,
             api_key_id: None,
+            retry_after: None,
         }
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After`: the DPoP replay store cannot
+    /// record the request's proof (full or unreachable), so it is refused, not accepted
+    /// unrecorded. The cause is logged where it happened.
+    pub fn replay_store_unavailable() -> Self {
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            DpopError::ReplayStoreUnavailable.to_string(),
+        );
+        err.retry_after = Some(REPLAY_RETRY_AFTER_SECS);
+        err
     }
 
     /// Names the key an idempotent retry of a key creation created.
@@ -135,9 +151,11 @@ impl ApiError {
         let (code, error, scheme) = match &err {
             AccessError::Storage(_)
             | AccessError::CrossOrg(CrossOrgError::Storage(_))
-            | AccessError::Federation(FederationError::Storage(_))
-            | AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
+            | AccessError::Federation(FederationError::Storage(_)) => {
                 return ApiError::internal(&err);
+            }
+            AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
+                return ApiError::replay_store_unavailable();
             }
             AccessError::CrossOrg(CrossOrgError::NoGrant) => {
                 return ApiError::new(StatusCode::FORBIDDEN, "permission_denied", message);
@@ -155,6 +173,10 @@ impl ApiError {
             AccessError::BoundTokenAsBearer | AccessError::DpopRequired
                 if scheme != Challenge::Basic =>
             {
+                ("invalid_token", "invalid_token", Challenge::DPoP)
+            }
+            // Whatever the scheme: the organization accepts only DPoP (RFC 9449 §7.1).
+            AccessError::CrossOrgDpopRequired => {
                 ("invalid_token", "invalid_token", Challenge::DPoP)
             }
             AccessError::Token(TokenError::Expired) => ("expired_token", "invalid_token", scheme),
@@ -214,6 +236,9 @@ impl ResponseError for ApiError {
         if let Some(nonce) = &self.dpop_nonce {
             response.insert_header((super::DPOP_NONCE, HeaderValue::clone(nonce)));
         }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
         response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
@@ -248,9 +273,10 @@ impl From<SigninError> for ApiError {
             | SigninError::ExpiredApiKey
             | SigninError::RevokedApiKey => StatusCode::UNAUTHORIZED,
             SigninError::PermissionDenied => StatusCode::FORBIDDEN,
-            SigninError::Dpop(DpopError::ReplayStoreUnavailable)
-            | SigninError::Storage(_)
-            | SigninError::Session(_) => return ApiError::internal(&err),
+            SigninError::Dpop(DpopError::ReplayStoreUnavailable) => {
+                return ApiError::replay_store_unavailable();
+            }
+            SigninError::Storage(_) | SigninError::Session(_) => return ApiError::internal(&err),
             // RFC 9449 §5, §8: a bad proof at a token-issuing endpoint is a 400.
             SigninError::Dpop(_) => StatusCode::BAD_REQUEST,
         };

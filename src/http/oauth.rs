@@ -35,6 +35,7 @@ impl ResponseError for OAuthResponse {
         match self.error.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -52,6 +53,12 @@ impl ResponseError for OAuthResponse {
         }
         if let Some(nonce) = &self.nonce {
             response.insert_header((super::DPOP_NONCE, nonce.clone()));
+        }
+        if self.error.code == ErrorCode::TemporarilyUnavailable {
+            response.insert_header((
+                header::RETRY_AFTER,
+                crate::auth::dpop::REPLAY_RETRY_AFTER_SECS,
+            ));
         }
         response.json(OAuthErrorBody {
             error: self.error.code.as_str().to_owned(),

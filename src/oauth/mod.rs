@@ -34,6 +34,9 @@ pub enum ErrorCode {
     InvalidDpopProof,
     UseDpopNonce,
     ServerError,
+    /// RFC 6749 §4.1.2.1's name for a temporary overload, used here at the token endpoint
+    /// too: the DPoP replay store cannot record the proof (503, `Retry-After`).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -48,6 +51,7 @@ impl ErrorCode {
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -110,10 +114,9 @@ impl From<DpopError> for OAuthError {
     fn from(err: DpopError) -> Self {
         match err {
             DpopError::UseNonce => OAuthError::new(ErrorCode::UseDpopNonce, err.to_string()),
-            DpopError::ReplayStoreUnavailable => OAuthError {
-                cause: Some(err.to_string()),
-                ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
-            },
+            DpopError::ReplayStoreUnavailable => {
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, err.to_string())
+            }
             other => OAuthError::new(ErrorCode::InvalidDpopProof, other.to_string()),
         }
     }
