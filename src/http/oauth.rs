@@ -139,6 +139,7 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
         (status = 200, description = "Tokens", body = TokenBody),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the DPoP replay cache cannot record the proof", body = OAuthErrorBody),
     )
 )]
 pub async fn token(
