@@ -114,7 +114,10 @@ fn verifier() -> Dpop {
     Dpop::new(
         &settings,
         PublicUrl::parse(PUBLIC_URL).expect("public url"),
-        Arc::new(MemoryReplayStore::new(10_000_000)),
+        Arc::new(MemoryReplayStore::new(
+            10_000_000,
+            Arc::new(keygate::clock::SystemClock),
+        )),
         Nonces::new(Arc::new(Pepper::new(&[7u8; 32])), settings.nonce_window),
     )
 }
@@ -196,7 +199,7 @@ fn bench(c: &mut Criterion) {
     }
 
     // The parts around the signature, for reading the figures above.
-    let store = MemoryReplayStore::new(10_000_000);
+    let store = MemoryReplayStore::new(10_000_000, Arc::new(keygate::clock::SystemClock));
     let mut n = 0u64;
     group.bench_function("parts/replay_insert", |b| {
         b.iter(|| {

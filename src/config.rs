@@ -292,8 +292,15 @@ pub struct DpopSettings {
     pub nonce_window: Duration,
     /// Where seen proof ids are kept: `memory` (one node) or `redis` (a fleet).
     pub replay_store: ReplayStoreKind,
-    /// The most proof ids the in-memory replay store holds.
+    /// The most proof ids the in-memory replay store holds. Size it as at least peak
+    /// proofs per second × the replay window (`max_age + leeway + clock_skew + 1s`); when it
+    /// is full of unexpired entries, DPoP requests are refused (503) rather than remembered
+    /// for less than their window.
     pub replay_capacity: u64,
+    /// How far the clocks of a fleet's nodes may lag one another: added to the time a
+    /// proof's `jti` is remembered, so a proof used at one node stays a replay at all.
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: Duration,
     /// With `replay_store = "redis"`: the Redis every node shares (`redis://host:6379/0`).
     pub redis_url: Option<String>,
     /// With `replay_store = "redis"`: the prefix of keygate's keys in that Redis.
@@ -310,6 +317,7 @@ impl Default for DpopSettings {
             nonce_window: Duration::from_secs(300),
             replay_store: ReplayStoreKind::Memory,
             replay_capacity: 1_000_000,
+            clock_skew: Duration::from_secs(30),
             redis_url: None,
             redis_prefix: "keygate:dpop:".into(),
         }

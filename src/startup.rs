@@ -46,6 +46,17 @@ pub async fn open_storage(settings: &Settings) -> anyhow::Result<Storage> {
 
 impl Application {
     pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let replay = replay_store(&settings.dpop, clock.clone()).await?;
+        Self::build_with_replay_store(settings, clock, replay).await
+    }
+
+    /// [`Application::build`] with a given DPoP replay store instead of the configured one
+    /// (tests wrap the real store to watch what it is asked).
+    pub async fn build_with_replay_store(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        replay: Arc<dyn ReplayStore>,
+    ) -> anyhow::Result<Self> {
         let storage = open_storage(&settings).await?;
         let secrets = Secrets::load(&settings).context("loading secrets")?;
         let kek = Arc::new(secrets.kek);
@@ -73,7 +84,7 @@ impl Application {
         let dpop = Dpop::new(
             &settings.dpop,
             PublicUrl::parse(&public_url)?,
-            replay_store(&settings.dpop).await?,
+            replay,
             Nonces::new(pepper.clone(), settings.dpop.nonce_window),
         );
         let proxies = TrustedProxies::parse(&settings.server.trusted_proxies)?;
@@ -185,10 +196,16 @@ async fn stop_signal() {
     }
 }
 
-/// The configured DPoP replay store; Redis must answer at start.
-async fn replay_store(settings: &DpopSettings) -> anyhow::Result<Arc<dyn ReplayStore>> {
+/// The configured DPoP replay store; Redis must answer at start. The in-memory store
+/// expires its entries on `clock`, the clock that judges a proof's age.
+pub async fn replay_store(
+    settings: &DpopSettings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn ReplayStore>> {
     Ok(match settings.replay_store {
-        ReplayStoreKind::Memory => Arc::new(MemoryReplayStore::new(settings.replay_capacity)),
+        ReplayStoreKind::Memory => {
+            Arc::new(MemoryReplayStore::new(settings.replay_capacity, clock))
+        }
         ReplayStoreKind::Redis => {
             let url = settings
                 .redis_url

@@ -124,6 +124,10 @@ pub enum AccessError {
     BasicUserMismatch,
     #[error("a DPoP-bound token cannot be used at another organization; use Bearer or Basic")]
     CrossOrgNeedsBearer,
+    #[error(
+        "this organization requires DPoP-bound access tokens, which cannot be used across organizations; sign in to it"
+    )]
+    CrossOrgDpopRequired,
     #[error("no such organization")]
     UnknownOrganization,
     #[error("X-ORG-ID names another organization than the Basic username")]
@@ -216,6 +220,12 @@ pub async fn authenticate(
     let target = storage::orgs::by_slug(&state.storage, org_slug)
         .await?
         .ok_or(AccessError::UnknownOrganization)?;
+    // A cross-organization credential is a Bearer token (DPoP-bound ones are refused above),
+    // so an organization that requires DPoP admits none: its policy holds for every caller.
+    let target_policy = state.dpop_policy(&target);
+    if target_policy.required {
+        return Err(AccessError::CrossOrgDpopRequired);
+    }
     let admitted = state
         .cross_org
         .admit(
@@ -233,7 +243,7 @@ pub async fn authenticate(
         audit_cross_org(state, &caller, &target, &presented, admitted.as_ref().err());
     }
     caller.role = admitted?;
-    caller.dpop_policy = state.dpop_policy(&target);
+    caller.dpop_policy = target_policy;
     caller.org = target;
     caller.meta = presented.meta;
     Ok(caller)

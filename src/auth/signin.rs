@@ -103,7 +103,7 @@ impl SigninError {
             SigninError::PermissionDenied => "permission_denied",
             SigninError::RateLimited { .. } => "rate_limited",
             SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
-            SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "internal_error",
+            SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "temporarily_unavailable",
             SigninError::Dpop(_) => "invalid_dpop_proof",
             SigninError::Storage(_) | SigninError::Session(_) => "internal_error",
         }

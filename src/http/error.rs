@@ -21,7 +21,7 @@ use crate::admin::policy::Denial;
 use crate::auth::TokenType;
 use crate::auth::access::AccessError;
 use crate::auth::cross_org::CrossOrgError;
-use crate::auth::dpop::{ALGS, DpopError};
+use crate::auth::dpop::{ALGS, DpopError, REPLAY_RETRY_AFTER_SECS};
 use crate::auth::federation::FederationError;
 use crate::auth::signin::SigninError;
 use crate::storage::StorageError;
@@ -59,6 +59,19 @@ impl ApiError {
     pub fn rate_limited(message: impl Into<String>, retry_after: u64) -> Self {
         let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
         err.retry_after = Some(retry_after);
+        err
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After`: the DPoP replay store cannot
+    /// record the request's proof (full or unreachable), so it is refused, not accepted
+    /// unrecorded. The cause is logged where it happened.
+    pub fn replay_store_unavailable() -> Self {
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            DpopError::ReplayStoreUnavailable.to_string(),
+        );
+        err.retry_after = Some(u64::from(REPLAY_RETRY_AFTER_SECS));
         err
     }
 
@@ -145,9 +158,11 @@ impl ApiError {
         let (code, error, scheme) = match &err {
             AccessError::Storage(_)
             | AccessError::CrossOrg(CrossOrgError::Storage(_))
-            | AccessError::Federation(FederationError::Storage(_))
-            | AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
+            | AccessError::Federation(FederationError::Storage(_)) => {
                 return ApiError::internal(&err);
+            }
+            AccessError::Dpop(DpopError::ReplayStoreUnavailable) => {
+                return ApiError::replay_store_unavailable();
             }
             AccessError::CrossOrg(CrossOrgError::NoGrant) => {
                 return ApiError::new(StatusCode::FORBIDDEN, "permission_denied", message);
@@ -165,6 +180,10 @@ impl ApiError {
             AccessError::BoundTokenAsBearer | AccessError::DpopRequired
                 if scheme != Challenge::Basic =>
             {
+                ("invalid_token", "invalid_token", Challenge::DPoP)
+            }
+            // Whatever the scheme: the organization accepts only DPoP (RFC 9449 §7.1).
+            AccessError::CrossOrgDpopRequired => {
                 ("invalid_token", "invalid_token", Challenge::DPoP)
             }
             AccessError::Token(TokenError::Expired) => ("expired_token", "invalid_token", scheme),
@@ -265,9 +284,10 @@ impl From<SigninError> for ApiError {
             | SigninError::RevokedApiKey => StatusCode::UNAUTHORIZED,
             SigninError::PermissionDenied => StatusCode::FORBIDDEN,
             SigninError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            SigninError::Dpop(DpopError::ReplayStoreUnavailable)
-            | SigninError::Storage(_)
-            | SigninError::Session(_) => return ApiError::internal(&err),
+            SigninError::Dpop(DpopError::ReplayStoreUnavailable) => {
+                return ApiError::replay_store_unavailable();
+            }
+            SigninError::Storage(_) | SigninError::Session(_) => return ApiError::internal(&err),
             // RFC 9449 §5, §8: a bad proof at a token-issuing endpoint is a 400.
             SigninError::Dpop(_) => StatusCode::BAD_REQUEST,
         };

@@ -74,6 +74,7 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
         (status = 403, description = "`permission_denied`: the key's owner may not act for that user", body = ErrorBody),
         (status = 404, description = "`unknown_organization`", body = ErrorBody),
         (status = 429, description = "`rate_limited`: too many failed sign-ins for this key id or from this client IP (`Retry-After`)", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the DPoP replay cache cannot record the proof", body = ErrorBody),
     )
 )]
 pub async fn signin_with_api_key(
@@ -131,6 +132,7 @@ pub async fn signin_with_api_key(
         (status = 403, description = "`permission_denied`: no cross-organization grant", body = ErrorBody),
         (status = 404, description = "`unknown_organization`", body = ErrorBody),
         (status = 429, description = "`rate_limited` (cross-organization requests)", body = ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the DPoP replay cache cannot record the proof", body = ErrorBody),
     )
 )]
 pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {

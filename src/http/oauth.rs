@@ -36,6 +36,7 @@ impl ResponseError for OAuthResponse {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -54,7 +55,11 @@ impl ResponseError for OAuthResponse {
         if let Some(nonce) = &self.nonce {
             response.insert_header((super::DPOP_NONCE, nonce.clone()));
         }
-        if let Some(seconds) = self.error.retry_after {
+        let retry_after = self.error.retry_after.or_else(|| {
+            (self.error.code == ErrorCode::TemporarilyUnavailable)
+                .then_some(u64::from(crate::auth::dpop::REPLAY_RETRY_AFTER_SECS))
+        });
+        if let Some(seconds) = retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(OAuthErrorBody {
@@ -137,6 +142,7 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
         (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the DPoP replay cache cannot record the proof", body = OAuthErrorBody),
     )
 )]
 pub async fn token(

@@ -239,6 +239,10 @@ pub enum ProtectedErrors {
     /// `insufficient_scope` or `permission_denied`.
     #[response(status = 403)]
     Forbidden(ErrorBody),
+    /// `temporarily_unavailable`, with `Retry-After`: the DPoP replay cache cannot record
+    /// the proof (full, or Redis unreachable).
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }
 
 /// `not_found` (no such item in the organization) or `unknown_organization`.

@@ -36,6 +36,9 @@ pub enum ErrorCode {
     /// Too many failed client authentications (HTTP 429 with `Retry-After`).
     RateLimited,
     ServerError,
+    /// RFC 6749 §4.1.2.1's name for a temporary overload, used here at the token endpoint
+    /// too: the DPoP replay store cannot record the proof (503, `Retry-After`).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -51,6 +54,7 @@ impl ErrorCode {
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -128,10 +132,9 @@ impl From<DpopError> for OAuthError {
     fn from(err: DpopError) -> Self {
         match err {
             DpopError::UseNonce => OAuthError::new(ErrorCode::UseDpopNonce, err.to_string()),
-            DpopError::ReplayStoreUnavailable => OAuthError {
-                cause: Some(err.to_string()),
-                ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
-            },
+            DpopError::ReplayStoreUnavailable => {
+                OAuthError::new(ErrorCode::TemporarilyUnavailable, err.to_string())
+            }
             other => OAuthError::new(ErrorCode::InvalidDpopProof, other.to_string()),
         }
     }

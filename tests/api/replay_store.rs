@@ -2,18 +2,24 @@
 //! one node is refused at every other. With `KEYGATE_TEST_REDIS_URL` set (CI sets it) these
 //! tests run against that real Redis; without it, the store tests run against the
 //! in-memory store and the two-node test shows that separate memory stores do not share.
+//! Also: what each store is asked to remember, and for how long (a recording wrapper around
+//! the real store), and concurrent replays on a multi-worker server.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keygate::auth::dpop::{MemoryReplayStore, RedisReplayStore, ReplayStore, replay_key};
-use keygate::clock::ManualClock;
+use keygate::auth::dpop::{
+    Dpop, MemoryReplayStore, RedisReplayStore, ReplayError, ReplayStore, replay_key,
+};
+use keygate::clock::{ManualClock, SystemClock};
 use keygate::config::{ReplayStoreKind, Settings};
 use keygate::startup::Application;
 use reqwest::StatusCode;
 
-use crate::dpop_flow::DpopKey;
-use crate::helpers::{TestApp, error_code, json, spawn_app_with};
+use crate::dpop_flow::{DpopKey, bound_token};
+use crate::helpers::{
+    Credentials, TestApp, TestDatabase, error_code, json, spawn_app_with, test_settings,
+};
 
 pub const REDIS_ENV: &str = "KEYGATE_TEST_REDIS_URL";
 
@@ -30,7 +36,7 @@ async fn store(prefix: &str) -> Arc<dyn ReplayStore> {
                 .await
                 .unwrap_or_else(|e| panic!("{REDIS_ENV}={url} is unreachable: {e}")),
         ),
-        Err(_) => Arc::new(MemoryReplayStore::new(10_000)),
+        Err(_) => Arc::new(MemoryReplayStore::new(10_000, Arc::new(SystemClock))),
     }
 }
 
@@ -156,4 +162,253 @@ async fn a_redis_replay_store_that_cannot_be_reached_stops_the_start() {
         format!("{err:#}").contains("needs dpop.redis_url"),
         "{err:#}"
     );
+}
+
+/// A replay store that records every TTL it is handed, then asks the real store.
+#[derive(Debug)]
+pub struct Recording {
+    inner: Arc<dyn ReplayStore>,
+    pub calls: Mutex<Vec<([u8; 32], Duration)>>,
+}
+
+impl Recording {
+    pub fn new(inner: Arc<dyn ReplayStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            calls: Mutex::default(),
+        })
+    }
+
+    pub fn calls(&self) -> Vec<([u8; 32], Duration)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl ReplayStore for Recording {
+    async fn insert_if_absent(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError> {
+        self.calls.lock().unwrap().push((key, ttl));
+        self.inner.insert_if_absent(key, ttl).await
+    }
+}
+
+/// `spawn_app_with`, with the replay store `wrap` makes of the configured one (built as
+/// the server builds it, on the test's clock).
+pub async fn spawn_app_with_store(
+    configure: impl FnOnce(&mut Settings),
+    wrap: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore>,
+) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let db = TestDatabase::create(data_dir.path()).await;
+    let mut settings = test_settings(data_dir.path(), &db);
+    configure(&mut settings);
+    let clock = Arc::new(ManualClock::starting_now());
+    let real = keygate::startup::replay_store(&settings.dpop, clock.clone())
+        .await
+        .expect("replay store");
+    let mut app = Application::build_with_replay_store(settings, clock.clone(), wrap(real))
+        .await
+        .expect("application builds");
+    let creds = app.take_bootstrap_credentials().expect("bootstrap");
+    let owner = Credentials {
+        org: creds.org,
+        user_id: creds.user_id,
+        api_key_id: creds.api_key_id,
+        api_key: creds.api_key.expose().to_owned(),
+    };
+    let state = app.state().clone();
+    let address = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        state,
+        clock,
+        owner,
+        db,
+        data_dir,
+    }
+}
+
+/// Every store kind this run can test: memory always, Redis when configured.
+fn kinds() -> Vec<ReplayStoreKind> {
+    let mut kinds = vec![ReplayStoreKind::Memory];
+    if std::env::var(REDIS_ENV).is_ok() {
+        kinds.push(ReplayStoreKind::Redis);
+    }
+    kinds
+}
+
+fn use_kind(settings: &mut Settings, kind: ReplayStoreKind, prefix: &str) {
+    if kind == ReplayStoreKind::Redis {
+        use_redis(settings, prefix);
+    }
+}
+
+const SIGNIN: &str = "/v1/default/user/signin_with_api_key";
+const ME: &str = "/v1/default/user/me";
+
+async fn signin_with(app: &TestApp, proof: &str) -> reqwest::Response {
+    let o = &app.owner;
+    app.client
+        .post(app.url(SIGNIN))
+        .header("x-api-key", &o.api_key)
+        .header("x-api-key-id", &o.api_key_id)
+        .header("x-user-id", &o.user_id)
+        .header("dpop", proof)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The window is max_age + leeway + clock skew (+1 s for `iat`'s whole seconds), for
+/// every proof, whatever its `iat`: the store is told so, the store keeps it that long
+/// (Redis's own TTL; the memory store on the server's clock), and a replay at the end of
+/// the proof's acceptance is refused.
+#[tokio::test]
+async fn each_store_is_told_to_remember_a_proof_for_its_whole_window() {
+    for kind in kinds() {
+        let prefix = prefix();
+        let recording = Arc::new(Mutex::new(None::<Arc<Recording>>));
+        let slot = recording.clone();
+        let app = spawn_app_with_store(
+            |s| {
+                s.dpop.clock_skew = Duration::from_secs(45);
+                use_kind(s, kind, &prefix);
+            },
+            move |real| {
+                let r = Recording::new(real);
+                *slot.lock().unwrap() = Some(r.clone());
+                r
+            },
+        )
+        .await;
+        let recording = recording.lock().unwrap().clone().unwrap();
+        let dpop = &app.state.settings.dpop;
+        assert_eq!(dpop.replay_store, kind);
+        let window = dpop.max_age + dpop.leeway + Duration::from_secs(45);
+        assert_eq!(
+            Dpop::replay_window(dpop),
+            window + Duration::from_secs(1),
+            "max_age + leeway + clock_skew + 1 s"
+        );
+
+        let key = DpopKey::es256();
+        let url = format!("{}{SIGNIN}", app.state.public_url);
+        let now = app.now().timestamp();
+        // Dated at the edge of the future leeway, now, and nearly max_age old: each one
+        // is remembered for the whole window.
+        for iat in [now + 60, now, now - 290] {
+            let (h, c) = key.parts("POST", &url, iat);
+            let (status, body) = json(signin_with(&app, &key.sign_parts(&h, &c)).await).await;
+            assert_eq!(status, StatusCode::OK, "{kind:?} {body}");
+            let (stored_key, ttl) = *recording.calls().last().unwrap();
+            assert_eq!(
+                stored_key,
+                replay_key(&key.thumbprint(), c["jti"].as_str().unwrap())
+            );
+            assert!(
+                ttl > window,
+                "{kind:?}: TTL {ttl:?} for iat {iat} (now {now})"
+            );
+            if kind == ReplayStoreKind::Redis {
+                // What Redis itself will keep.
+                let client = redis::Client::open(std::env::var(REDIS_ENV).unwrap()).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                let pttl: i64 = redis::cmd("PTTL")
+                    .arg(format!("{prefix}{}", hex::encode(stored_key)))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert!(
+                    u128::try_from(pttl).unwrap() > window.as_millis() - 1_000,
+                    "Redis keeps it {pttl} ms"
+                );
+            }
+        }
+        assert_eq!(recording.calls().len(), 3);
+
+        // The first proof, replayed at the last second it could be accepted: refused.
+        let (h, c) = key.parts("POST", &url, now + 60);
+        let proof = key.sign_parts(&h, &c);
+        assert_eq!(signin_with(&app, &proof).await.status(), StatusCode::OK);
+        app.clock.advance(Duration::from_secs(360));
+        let (status, body) = json(signin_with(&app, &proof).await).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
+            "{kind:?}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("used before"),
+            "{kind:?} {body}"
+        );
+    }
+}
+
+/// A multi-worker server, one proof sent by many clients released together at a protected
+/// resource: exactly one is served, every other one is a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_replays_at_a_resource_succeed_once_on_a_multi_worker_server() {
+    for kind in kinds() {
+        let prefix = prefix();
+        let app = spawn_app_with(|s| {
+            s.server.workers = Some(4);
+            use_kind(s, kind, &prefix);
+        })
+        .await;
+        let app = Arc::new(app);
+        let key = Arc::new(DpopKey::es256());
+        let token = Arc::new(bound_token(&app, &key).await);
+        for round in 0..20 {
+            const CLIENTS: usize = 8;
+            let proof = Arc::new(key.proof(&app, "GET", ME, Some(&token)));
+            let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
+            let attempts: Vec<_> = (0..CLIENTS)
+                .map(|_| {
+                    let (app, token, proof, barrier) =
+                        (app.clone(), token.clone(), proof.clone(), barrier.clone());
+                    // A client of its own each: separate connections, so separate workers.
+                    let client = reqwest::Client::new();
+                    tokio::spawn(async move {
+                        let req = client
+                            .get(app.url(ME))
+                            .header("authorization", format!("DPoP {token}"))
+                            .header("dpop", proof.as_str());
+                        barrier.wait().await;
+                        let res = req.send().await.unwrap();
+                        let challenge = res
+                            .headers()
+                            .get("www-authenticate")
+                            .map(|v| v.to_str().unwrap().to_owned());
+                        let (status, body) = json(res).await;
+                        (status, body, challenge)
+                    })
+                })
+                .collect();
+            let mut served = 0;
+            for attempt in attempts {
+                let (status, body, challenge) = attempt.await.unwrap();
+                if status == StatusCode::OK {
+                    served += 1;
+                    continue;
+                }
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{kind:?} {body}");
+                assert_eq!(error_code(&body), "invalid_dpop_proof", "{body}");
+                let challenge = challenge.unwrap();
+                assert!(
+                    challenge.starts_with("DPoP ")
+                        && challenge.contains("error=\"invalid_dpop_proof\""),
+                    "{challenge}"
+                );
+            }
+            assert_eq!(served, 1, "{kind:?} round {round}");
+        }
+    }
 }

@@ -27,6 +27,10 @@ pub const ALGS: &str = "ES256 ES384 ES512";
 /// A proof larger than this is refused before it is parsed.
 pub const MAX_PROOF_BYTES: usize = 4096;
 
+/// The `Retry-After` (seconds) of a request refused because the replay store could not
+/// record its proof.
+pub const REPLAY_RETRY_AFTER_SECS: u32 = 5;
+
 /// Why a proof was refused. The message is the `error_description`: it says which check
 /// failed and never echoes the proof.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -66,8 +70,9 @@ pub enum DpopError {
     /// Maps to `use_dpop_nonce` (RFC 9449 §8, §9), not `invalid_dpop_proof`.
     #[error("a current server nonce is required in the DPoP proof")]
     UseNonce,
-    /// The replay store could not be reached: the proof cannot be accepted safely.
-    #[error("the DPoP replay store is unavailable")]
+    /// The replay store cannot record the proof (full, or unreachable): it cannot be
+    /// accepted safely. Maps to 503 `temporarily_unavailable`, with `Retry-After`.
+    #[error("the DPoP replay store cannot record this proof now; retry later")]
     ReplayStoreUnavailable,
 }
 
@@ -101,6 +106,8 @@ pub struct Dpop {
     public_url: Arc<PublicUrl>,
     leeway: Duration,
     max_age: Duration,
+    /// How long a proof's `jti` is remembered: see [`Dpop::replay_window`].
+    replay_window: Duration,
     replay: Arc<dyn ReplayStore>,
     nonces: Arc<Nonces>,
 }
@@ -122,9 +129,24 @@ impl Dpop {
             public_url: Arc::new(public_url),
             leeway: settings.leeway,
             max_age: settings.max_age,
+            replay_window: Self::replay_window(settings),
             replay,
             nonces: Arc::new(nonces),
         }
+    }
+
+    /// How long every proof's `jti` is remembered (the TTL handed to the replay store):
+    /// `max_age + leeway + clock_skew + 1 s`. A proof is accepted from the moment it is first
+    /// seen for at most `max_age + leeway` (an `iat` up to `leeway` ahead, accepted until it
+    /// is `max_age` old), plus 1 s because `iat` has whole-second precision; `clock_skew`
+    /// covers the other nodes of a fleet whose clocks lag this one's. The in-memory store
+    /// must hold peak proofs per second × this window (`dpop.replay_capacity`).
+    pub fn replay_window(settings: &DpopSettings) -> Duration {
+        settings
+            .max_age
+            .saturating_add(settings.leeway)
+            .saturating_add(settings.clock_skew)
+            .saturating_add(Duration::from_secs(1))
     }
 
     /// The nonce to hand out now (`DPoP-Nonce`).
@@ -204,14 +226,16 @@ impl Dpop {
         }
         // 12.
         proof.verify_signature()?;
-        // 13. The entry lives until the proof's iat could no longer pass check 9.
-        let remaining = proof.claims.iat.saturating_add(max_age).saturating_sub(now);
-        let ttl = Duration::from_secs(u64::try_from(remaining).unwrap_or(0).saturating_add(1));
+        // 13. The entry lives until the proof could no longer pass check 9 on any node. A
+        // store that cannot record it refuses the proof: never accepted unrecorded.
         let fresh = self
             .replay
-            .insert_if_absent(replay_key(jkt, &proof.claims.jti), ttl)
+            .insert_if_absent(replay_key(jkt, &proof.claims.jti), self.replay_window)
             .await
-            .map_err(|_| DpopError::ReplayStoreUnavailable)?;
+            .map_err(|err| {
+                tracing::warn!(error = %err, "DPoP proof refused: the replay store cannot record it");
+                DpopError::ReplayStoreUnavailable
+            })?;
         if !fresh {
             return Err(DpopError::Replayed);
         }
@@ -255,7 +279,10 @@ mod tests {
         Dpop::new(
             &settings,
             PublicUrl::parse(public_url).unwrap(),
-            Arc::new(MemoryReplayStore::new(100)),
+            Arc::new(MemoryReplayStore::new(
+                100,
+                Arc::new(crate::clock::ManualClock::starting_now()),
+            )),
             Nonces::new(Arc::new(Pepper::new(&[5u8; 32])), settings.nonce_window),
         )
     }
