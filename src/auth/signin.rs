@@ -159,7 +159,8 @@ async fn run(
 
     let holder = credential::check_key(state, &org, key_id, &secret).await?;
     event.actor_user_id = Some(holder.owner.id.clone());
-    let (subject, actor) = credential::subject(state, &org, &holder, Some(user_id)).await?;
+    let (subject, actor) =
+        credential::subject(state, &org, &holder, Some(user_id), &req.meta).await?;
 
     let opened = session::open(
         state,
