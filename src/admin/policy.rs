@@ -3,8 +3,10 @@
 //!
 //! Two things must both allow an action: the token's scopes (a missing scope is
 //! `insufficient_scope`) and the caller's role against the target (`permission_denied`).
+//! Issuing a secret (creating or rotating a key) also needs the key's owner not to outrank
+//! the caller and the key's scopes to lie within the caller's token.
 //! The rules are in docs/admin-api.md; the table-driven tests below and in
-//! `tests/api/admin.rs` hold them.
+//! `tests/api/admin/matrix.rs` and `tests/api/security/roles.rs` hold them.
 
 use entity::organization;
 

@@ -38,19 +38,17 @@ async fn run(
     let holder = client::require(state, org, req.authorization, &req.params).await?;
     event.actor_key_id = Some(holder.key.id.clone());
     event.actor_user_id = Some(holder.owner.id.clone());
-    let (subject, actor) =
-        credential::subject(state, org, &holder, req.params.get("user_id"), &req.meta)
-            .await
-            .map_err(|e| match e {
-                CredentialError::Storage(e) => e.into(),
-                CredentialError::PermissionDenied => OAuthError::new(
-                    ErrorCode::UnauthorizedClient,
-                    "this client may not act for that user",
-                ),
-                _ => {
-                    OAuthError::invalid_request("user_id names no active user of this organization")
-                }
-            })?;
+    let user_id = req.params.get("user_id");
+    let (subject, actor) = credential::subject(state, org, &holder, user_id, &req.meta)
+        .await
+        .map_err(|e| match e {
+            CredentialError::Storage(e) => e.into(),
+            CredentialError::PermissionDenied => OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not act for that user",
+            ),
+            _ => OAuthError::invalid_request("user_id names no active user of this organization"),
+        })?;
     event.target_id = Some(subject.id.clone());
     let scope = narrow_scope(req.params.get("scope"), &holder.key.scopes)?;
     let dpop_jkt = proof(state, org, req, None).await?;
