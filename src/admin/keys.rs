@@ -6,13 +6,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::api_key;
 
-use super::policy::{Action, Actor, Denial, Target};
+use super::policy::{Action, Actor, Target};
 use super::{AdminError, CreatedKey, NewKey};
 use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
 use crate::storage::page::{Page, PageRequest};
 use crate::storage::{self};
-use crate::types::{Environment, Lifecycle, Scopes};
+use crate::types::{Environment, Lifecycle, Role, Scopes};
 
 /// The longest grace period a rotation may give the old key.
 pub const MAX_GRACE: Duration = Duration::from_secs(7 * 86_400);
@@ -50,7 +50,12 @@ pub async fn list(
     page: &PageRequest,
 ) -> Result<Page<api_key::Model>, AdminError> {
     let target = match &filter.user_id {
-        Some(owner) => Target::Key { owner, id: None },
+        Some(owner) => Target::Key {
+            owner,
+            owner_role: None,
+            id: None,
+            scopes: None,
+        },
         None => Target::Listing,
     };
     actor.check(state, Action::KeysRead, target)?;
@@ -66,6 +71,19 @@ async fn find(state: &AppState, actor: &Actor, id: &str) -> Result<api_key::Mode
         .ok_or_else(|| AdminError::UnknownKey(id.to_owned()))
 }
 
+/// The stored role of a key's owner (`None`: no such user in this organization).
+async fn owner_role(
+    state: &AppState,
+    actor: &Actor,
+    user_id: &str,
+) -> Result<Option<Role>, AdminError> {
+    storage::users::get(&state.storage, &actor.org.id, user_id)
+        .await?
+        .map(|u| u.role.parse::<Role>())
+        .transpose()
+        .map_err(|e| AdminError::Invalid(e.0))
+}
+
 pub async fn get(state: &AppState, actor: &Actor, id: &str) -> Result<api_key::Model, AdminError> {
     let key = find(state, actor, id).await?;
     actor.check(
@@ -73,7 +91,9 @@ pub async fn get(state: &AppState, actor: &Actor, id: &str) -> Result<api_key::M
         Action::KeysRead,
         Target::Key {
             owner: &key.user_id,
+            owner_role: None,
             id: Some(&key.id),
+            scopes: None,
         },
     )?;
     Ok(key)
@@ -85,23 +105,18 @@ pub async fn create(
     input: CreateKey,
 ) -> Result<CreatedKey, AdminError> {
     let owner = input.user_id.unwrap_or_else(|| actor.user_id.clone());
-    let target = Target::Key {
-        owner: &owner,
-        id: None,
-    };
-    actor.check(state, Action::KeysCreate, target)?;
-    let scopes = match input.scopes {
-        Some(scopes) => {
-            if let Some(extra) = scopes.iter().find(|s| !actor.scopes.contains(s)) {
-                let denial = Denial::PermissionDenied(format!(
-                    "you cannot grant the scope `{extra}`: your token does not hold it"
-                ));
-                return Err(actor.deny(state, Action::KeysCreate, target, denial));
-            }
-            scopes
-        }
-        None => actor.scopes.clone(),
-    };
+    let owner_role = owner_role(state, actor, &owner).await?;
+    actor.check(
+        state,
+        Action::KeysCreate,
+        Target::Key {
+            owner: &owner,
+            owner_role,
+            id: None,
+            scopes: input.scopes.as_ref(),
+        },
+    )?;
+    let scopes = input.scopes.unwrap_or_else(|| actor.scopes.clone());
     let now = state.clock.now();
     let duration = match input.lifetime {
         Lifetime::Default => None,
@@ -143,7 +158,9 @@ pub async fn revoke(state: &AppState, actor: &Actor, id: &str) -> Result<(), Adm
         Action::KeysRevoke,
         Target::Key {
             owner: &key.user_id,
+            owner_role: None,
             id: Some(&key.id),
+            scopes: None,
         },
     )?;
     let now = state.clock.now();
@@ -173,6 +190,8 @@ pub async fn rotate(
         ));
     }
     let key = find(state, actor, id).await?;
+    let owner_role = owner_role(state, actor, &key.user_id).await?;
+    let scopes = Scopes::parse_list(&key.scopes).map_err(|e| AdminError::Invalid(e.0))?;
     actor.check(
         state,
         Action::KeysRotate {
@@ -180,7 +199,9 @@ pub async fn rotate(
         },
         Target::Key {
             owner: &key.user_id,
+            owner_role,
             id: Some(&key.id),
+            scopes: Some(&scopes),
         },
     )?;
     let created = super::rotate_key(

@@ -3,8 +3,10 @@
 //!
 //! Two things must both allow an action: the token's scopes (a missing scope is
 //! `insufficient_scope`) and the caller's role against the target (`permission_denied`).
+//! Issuing a secret (creating or rotating a key) also needs the key's owner not to outrank
+//! the caller and the key's scopes to lie within the caller's token.
 //! The rules are in docs/admin-api.md; the table-driven tests below and in
-//! `tests/api/admin.rs` hold them.
+//! `tests/api/admin/matrix.rs` and `tests/api/security/roles.rs` hold them.
 
 use entity::organization;
 
@@ -139,8 +141,16 @@ impl Action {
 pub enum Target<'a> {
     /// A listing as a whole (members' listings are narrowed to their own, not refused).
     Listing,
-    /// A key owned by `owner` (`id: None`: one about to be created).
-    Key { owner: &'a str, id: Option<&'a str> },
+    /// A key owned by `owner` (`id: None`: one about to be created). For creating and
+    /// rotating: `owner_role` is the owner's stored role (`None`: no such user, so nothing
+    /// can be issued), `scopes` the scopes the new secret would carry (`None`: the
+    /// caller's own).
+    Key {
+        owner: &'a str,
+        owner_role: Option<Role>,
+        id: Option<&'a str>,
+        scopes: Option<&'a Scopes>,
+    },
     /// An existing user.
     User { id: &'a str, role: Role },
     /// A user about to be created with this role.
@@ -161,7 +171,7 @@ impl Target<'_> {
     pub fn audit(&self) -> (Option<&'static str>, Option<String>) {
         match self {
             Target::Listing => (None, None),
-            Target::Key { id, owner } => (
+            Target::Key { id, owner, .. } => (
                 Some(if id.is_some() { "api_key" } else { "user" }),
                 Some(id.unwrap_or(owner).to_string()),
             ),
@@ -204,6 +214,47 @@ fn rank(role: Role) -> u8 {
         Role::Admin => 2,
         Role::Member | Role::Service => 1,
     }
+}
+
+/// Whether a caller whose stored role is `caller` may hold a credential of a user whose
+/// role is `target`: create or rotate that user's API key, or act for that user
+/// (`x-user-id`, `user_id`). Nobody mints a credential for someone who outranks them
+/// (owner > admin > member = service).
+pub fn ranks_at_least(caller: Role, target: Role) -> bool {
+    rank(caller) >= rank(target)
+}
+
+/// What creating or rotating a key must also respect, once the role rules allowed it: the
+/// key's owner does not outrank the caller, and the new secret carries no scope the
+/// caller's token lacks (a rotation copies the old key's scopes, so a narrowed token
+/// cannot turn a wide key into a wide secret of its own).
+fn issuing_rules(actor: &Actor, action: Action, target: Target<'_>) -> Result<(), Denial> {
+    let (
+        Action::KeysCreate | Action::KeysRotate { .. },
+        Target::Key {
+            owner_role, scopes, ..
+        },
+    ) = (action, target)
+    else {
+        return Ok(());
+    };
+    if let Some(role) = owner_role
+        && !ranks_at_least(actor.role, role)
+    {
+        return Err(Denial::PermissionDenied(
+            "you cannot create or rotate an API key of a user whose role is above yours".into(),
+        ));
+    }
+    if let Some(extra) = scopes
+        .into_iter()
+        .flat_map(Scopes::iter)
+        .find(|s| !actor.scopes.contains(s))
+    {
+        return Err(Denial::PermissionDenied(format!(
+            "the key would carry the scope `{extra}`, which your token does not hold"
+        )));
+    }
+    Ok(())
 }
 
 /// The decision: `Ok` when `actor` may do `action` to `target`.
@@ -251,7 +302,7 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
         _ => {}
     }
 
-    match actor.role {
+    let by_role = match actor.role {
         Role::Owner => Ok(()),
         Role::Admin => match (action, target) {
             (Action::IssuersWrite, _) => Err(deny(
@@ -320,7 +371,8 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 )),
             }
         }
-    }
+    };
+    by_role.and_then(|()| issuing_rules(actor, action, target))
 }
 
 #[cfg(test)]
@@ -348,11 +400,27 @@ mod tests {
 
     const OWN_KEY: Target<'static> = Target::Key {
         owner: "usr_me",
+        owner_role: None,
         id: Some("key_other_of_mine"),
+        scopes: None,
     };
     const OTHER_KEY: Target<'static> = Target::Key {
         owner: "usr_x",
+        owner_role: Some(Role::Member),
         id: Some("key_x"),
+        scopes: None,
+    };
+    const ADMINS_KEY: Target<'static> = Target::Key {
+        owner: "usr_a",
+        owner_role: Some(Role::Admin),
+        id: Some("key_a"),
+        scopes: None,
+    };
+    const OWNERS_KEY: Target<'static> = Target::Key {
+        owner: "usr_o",
+        owner_role: Some(Role::Owner),
+        id: Some("key_o"),
+        scopes: None,
     };
 
     #[test]
@@ -389,6 +457,23 @@ mod tests {
                 OTHER_KEY,
                 [true, true, false, false],
             ),
+            // Nobody issues a credential of someone who outranks them.
+            (Action::KeysCreate, OTHER_KEY, [true, true, false, false]),
+            (Action::KeysCreate, ADMINS_KEY, [true, true, false, false]),
+            (Action::KeysCreate, OWNERS_KEY, [true, false, false, false]),
+            (
+                Action::KeysRotate { immediate: false },
+                ADMINS_KEY,
+                [true, true, false, false],
+            ),
+            (
+                Action::KeysRotate { immediate: false },
+                OWNERS_KEY,
+                [true, false, false, false],
+            ),
+            // Reading and revoking an owner's key issues nothing.
+            (Action::KeysRead, OWNERS_KEY, [true, true, false, false]),
+            (Action::KeysRevoke, OWNERS_KEY, [true, true, false, false]),
             (Action::UsersRead, Target::Listing, [true, true, true, true]),
             (Action::UsersRead, member_user, [true, true, false, false]),
             (
@@ -458,7 +543,9 @@ mod tests {
             let a = actor(role);
             let current = Target::Key {
                 owner: "usr_me",
+                owner_role: Some(role),
                 id: Some("key_mine"),
+                scopes: None,
             };
             assert!(authorize(&a, Action::KeysRevoke, current).is_err());
             assert!(authorize(&a, Action::KeysRotate { immediate: true }, current).is_err());
@@ -492,5 +579,41 @@ mod tests {
                 scheme: TokenType::Bearer
             })
         );
+    }
+
+    #[test]
+    fn a_key_issued_never_carries_a_scope_the_callers_token_lacks() {
+        let narrow = Scopes::parse(["keys:read", "keys:write"]).unwrap();
+        let wide = Scopes::all();
+        for role in Role::ALL.iter().copied() {
+            let mut a = actor(role);
+            a.scopes = narrow.clone();
+            let own = |scopes| Target::Key {
+                owner: "usr_me",
+                owner_role: Some(role),
+                id: Some("key_other_of_mine"),
+                scopes: Some(scopes),
+            };
+            for action in [Action::KeysCreate, Action::KeysRotate { immediate: false }] {
+                assert!(authorize(&a, action, own(&narrow)).is_ok(), "{role}");
+                assert_eq!(
+                    authorize(&a, action, own(&wide)).map_err(|d| d.code()),
+                    Err("permission_denied"),
+                    "{role} {}",
+                    action.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranks() {
+        use Role::*;
+        assert!(ranks_at_least(Owner, Owner));
+        assert!(ranks_at_least(Admin, Admin));
+        assert!(!ranks_at_least(Admin, Owner));
+        assert!(ranks_at_least(Member, Service));
+        assert!(ranks_at_least(Service, Member));
+        assert!(!ranks_at_least(Service, Admin));
     }
 }

@@ -7,7 +7,7 @@ use super::policy::{Action, Actor, Target};
 use super::{AdminError, parse_name};
 use crate::state::AppState;
 use crate::storage::page::{Page, PageRequest};
-use crate::storage::users::UserFilter;
+use crate::storage::users::{Refusal, UserChange, UserFilter};
 use crate::storage::{self};
 use crate::types::Role;
 
@@ -89,21 +89,39 @@ pub async fn create(
     Ok(user)
 }
 
-/// Refuses a change that would leave the organization without an enabled owner.
-async fn keep_an_owner(
+/// Writes `change` (only its columns) to the user the caller's decision was about, as long
+/// as its role is still `expected`, it is not deleted, and the organization keeps an
+/// enabled owner; each refusal is a 409.
+async fn write(
     state: &AppState,
     actor: &Actor,
-    user: &user::Model,
-) -> Result<(), AdminError> {
-    if user.role == Role::Owner.as_str()
-        && !user.disabled
-        && storage::users::count_active_owners(&state.storage, &actor.org.id).await? <= 1
-    {
-        return Err(AdminError::Conflict(
-            "this is the organization's last enabled owner: make another user owner first".into(),
-        ));
-    }
-    Ok(())
+    id: &str,
+    expected: Role,
+    change: UserChange,
+) -> Result<user::Model, AdminError> {
+    let now = state.clock.now();
+    let written = storage::users::update(&state.storage, &actor.org.id, id, expected, change, now)
+        .await
+        .map_err(|e| match e {
+            storage::StorageError::Conflict(_) => AdminError::Conflict(
+                "another user of this organization has this external_subject".into(),
+            ),
+            other => other.into(),
+        })?;
+    written.map_err(|refusal| {
+        AdminError::Conflict(
+            match refusal {
+                Refusal::Gone => "a deleted user cannot be changed",
+                Refusal::RoleChanged => {
+                    "the user's role changed while this request ran: read it again and retry"
+                }
+                Refusal::LastOwner => {
+                    "this is the organization's last enabled owner: make another user owner first"
+                }
+            }
+            .into(),
+        )
+    })
 }
 
 /// Ends a user's sessions on every node (this one at once, others within 5 s).
@@ -120,7 +138,7 @@ pub async fn update(
     id: &str,
     patch: UserPatch,
 ) -> Result<user::Model, AdminError> {
-    let mut user = find(state, actor, id).await?;
+    let user = find(state, actor, id).await?;
     let current = role_of(&user)?;
     let disable = patch.disabled == Some(true) && !user.disabled;
     let role = patch.role.filter(|r| *r != current);
@@ -145,34 +163,20 @@ pub async fn update(
             "a deleted user cannot be changed".into(),
         ));
     }
-    if disable || role.is_some() {
-        keep_an_owner(state, actor, &user).await?;
-    }
-    let before = user.clone();
+    let mut change = UserChange {
+        role,
+        external_subject: external_subject.filter(|_| link),
+        ..UserChange::default()
+    };
     if let Some(name) = &patch.name {
-        user.name = Some(parse_name(name, "name")?);
+        let name = parse_name(name, "name")?;
+        change.name = (user.name.as_ref() != Some(&name)).then_some(name);
     }
-    if let Some(role) = role {
-        user.role = role.as_str().to_owned();
-    }
-    if let Some(disabled) = patch.disabled {
-        user.disabled = disabled;
-    }
-    if let Some(subject) = external_subject {
-        user.external_subject = subject;
-    }
-    if user == before {
+    change.disabled = patch.disabled.filter(|d| *d != user.disabled);
+    if change.is_empty() {
         return Ok(user);
     }
-    user.updated_at = state.clock.now();
-    let user = storage::users::update(&state.storage, user)
-        .await
-        .map_err(|e| match e {
-            storage::StorageError::Conflict(_) => AdminError::Conflict(
-                "another user of this organization has this external_subject".into(),
-            ),
-            other => other.into(),
-        })?;
+    let user = write(state, actor, id, current, change).await?;
     if disable {
         end_sessions(state, actor, &user.id).await?;
     }
@@ -187,18 +191,19 @@ pub async fn update(
 /// A soft delete: the row stays (disabled, `deleted_at` set), the user's sessions end and
 /// keys are revoked. Deleting a deleted user changes nothing.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<(), AdminError> {
-    let mut user = find(state, actor, id).await?;
+    let user = find(state, actor, id).await?;
     let role = role_of(&user)?;
     actor.check(state, Action::UsersDelete, Target::User { id, role })?;
     if user.deleted_at.is_some() {
         return Ok(());
     }
-    keep_an_owner(state, actor, &user).await?;
     let now = state.clock.now();
-    user.disabled = true;
-    user.deleted_at = Some(now);
-    user.updated_at = now;
-    let user = storage::users::update(&state.storage, user).await?;
+    let change = UserChange {
+        disabled: Some(true),
+        deleted_at: Some(now),
+        ..UserChange::default()
+    };
+    let user = write(state, actor, id, role, change).await?;
     storage::api_keys::revoke_for_user(&state.storage, &actor.org.id, &user.id, now).await?;
     end_sessions(state, actor, &user.id).await?;
     state.audit.record(crate::audit::AuditEvent {

@@ -5,6 +5,8 @@
 
 use entity::{api_key, organization, user};
 
+use crate::admin::policy::ranks_at_least;
+use crate::audit::{AuditEvent, RequestMeta};
 use crate::keys::api_key::PlainApiKey;
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
@@ -55,29 +57,50 @@ pub async fn check_key(
 }
 
 /// The user a key's holder signs in as: its owner, or (for an `owner` or `admin`) another
-/// user of the organization, with the owner as the actor. An admin never acts for an owner.
+/// user of the organization, with the owner as the actor. Acting for a user needs the key
+/// owner's stored role to be at least the target's (`admin::policy::ranks_at_least`): an
+/// admin never acts for an owner. A refusal is written to the audit log as
+/// `permission.denied` (reason `permission_denied:users.act_for`).
 pub async fn subject(
     state: &AppState,
     org: &organization::Model,
     holder: &KeyHolder,
     user_id: Option<&str>,
+    meta: &RequestMeta,
 ) -> Result<(user::Model, Option<String>), CredentialError> {
     let owner = &holder.owner;
     let Some(user_id) = user_id.filter(|id| *id != owner.id) else {
         return Ok((owner.clone(), None));
     };
-    let owner_role: Role = owner
-        .role
-        .parse()
-        .map_err(|_| CredentialError::PermissionDenied)?;
+    let deny = |target: Option<&user::Model>| {
+        state.audit.record(AuditEvent {
+            org_id: Some(org.id.clone()),
+            action: "permission.denied",
+            success: false,
+            reason: Some("permission_denied:users.act_for".into()),
+            actor_user_id: Some(owner.id.clone()),
+            actor_key_id: Some(holder.key.id.clone()),
+            target_type: Some("user"),
+            // Only an id read from the database, never one the caller made up.
+            target_id: target.map(|t| t.id.clone()),
+            meta: meta.clone(),
+            ..AuditEvent::default()
+        });
+        CredentialError::PermissionDenied
+    };
+    let Ok(owner_role) = owner.role.parse::<Role>() else {
+        return Err(deny(None));
+    };
     if !owner_role.is_admin() {
-        return Err(CredentialError::PermissionDenied);
+        return Err(deny(None));
     }
     let target = active_user(state, org, user_id).await?;
-    if owner_role == Role::Admin && target.role == Role::Owner.as_str() {
-        return Err(CredentialError::PermissionDenied);
+    match target.role.parse::<Role>() {
+        Ok(target_role) if ranks_at_least(owner_role, target_role) => {
+            Ok((target, Some(owner.id.clone())))
+        }
+        _ => Err(deny(Some(&target))),
     }
-    Ok((target, Some(owner.id.clone())))
 }
 
 async fn active_user(

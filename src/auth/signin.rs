@@ -223,7 +223,8 @@ async fn run(
         Err(err) => return Err(err.into()),
     };
     trail.key = Some((holder.key.id.clone(), holder.owner.id.clone()));
-    let (subject, actor) = credential::subject(state, &org, &holder, Some(user_id)).await?;
+    let (subject, actor) =
+        credential::subject(state, &org, &holder, Some(user_id), &req.meta).await?;
     trail.subject = Some(subject.id.clone());
     // The proof is checked (and its `jti` remembered) only for a valid credential.
     let dpop_jkt = session::binding_proof(state, &org, req.dpop, req.path, None).await?;

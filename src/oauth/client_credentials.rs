@@ -45,7 +45,8 @@ async fn run(
     .await?;
     event.actor_key_id = Some(holder.key.id.clone());
     event.actor_user_id = Some(holder.owner.id.clone());
-    let (subject, actor) = credential::subject(state, org, &holder, req.params.get("user_id"))
+    let user_id = req.params.get("user_id");
+    let (subject, actor) = credential::subject(state, org, &holder, user_id, &req.meta)
         .await
         .map_err(|e| match e {
             CredentialError::Storage(e) => e.into(),

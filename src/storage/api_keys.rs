@@ -3,9 +3,7 @@
 use chrono::{DateTime, Utc};
 use entity::api_key::{ActiveModel, Column, Entity, Model};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage, StorageError};
@@ -81,23 +79,32 @@ pub async fn page(
 }
 
 /// Sets `revoked_at` (keeps an earlier revocation time if one is already set) and ends
-/// the sessions the key opened.
+/// the sessions the key opened. One conditional `UPDATE`, so a later revocation (a
+/// rotation's grace period) racing an earlier one (a `DELETE`) never pushes it back.
 pub async fn revoke(
     storage: &Storage,
     org_id: &str,
     key_id: &str,
     at: DateTime<Utc>,
 ) -> Result<Model> {
+    let written = Entity::update_many()
+        .col_expr(Column::RevokedAt, Expr::value(at))
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::Id.eq(key_id))
+        .filter(
+            Condition::any()
+                .add(Column::RevokedAt.is_null())
+                .add(Column::RevokedAt.gt(at)),
+        )
+        .exec(storage.db())
+        .await?
+        .rows_affected;
     let key = get(storage, org_id, key_id)
         .await?
         .ok_or(StorageError::NotFound)?;
-    if key.revoked_at.is_some_and(|t| t <= at) {
-        return Ok(key);
+    if written > 0 {
+        super::sessions::revoke_for_key(storage, org_id, key_id, at).await?;
     }
-    let mut active = ActiveModel::from(key);
-    active.revoked_at = Set(Some(at));
-    let key = active.update(storage.db()).await?;
-    super::sessions::revoke_for_key(storage, org_id, key_id, at).await?;
     Ok(key)
 }
 

@@ -1,5 +1,7 @@
 //! 1. The role matrix: every role × action × target.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 // ---------------------------------------------------------------------------------------
@@ -26,12 +28,13 @@ enum Act {
 }
 
 /// Whom the action is about: nobody in particular, the caller, a fresh member, a fresh
-/// owner (never the last one: the bootstrap owner stays).
+/// admin, a fresh owner (never the last one: the bootstrap owner stays).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
     Nobody,
     Own,
     Member,
+    Admin,
     Owner,
 }
 
@@ -60,19 +63,23 @@ const MATRIX: &[(Act, Target, [Want; 4])] = &[
     (Act::KeysList, Target::Own,    [A, A, A, A]),
     (Act::KeysList, Target::Member, [A, A, D, D]),
     (Act::KeysList, Target::Owner,  [A, A, D, D]),
-    // keys: get, create, revoke, rotate: any user's for owners and admins, own only else.
+    // keys: get, revoke: any user's for owners and admins, own only else.
     (Act::KeysGet, Target::Own,     [A, A, A, A]),
     (Act::KeysGet, Target::Member,  [A, A, D, D]),
     (Act::KeysGet, Target::Owner,   [A, A, D, D]),
-    (Act::KeysCreate, Target::Own,    [A, A, A, A]),
-    (Act::KeysCreate, Target::Member, [A, A, D, D]),
-    (Act::KeysCreate, Target::Owner,  [A, A, D, D]),
     (Act::KeysRevoke, Target::Own,    [A, A, A, A]),
     (Act::KeysRevoke, Target::Member, [A, A, D, D]),
     (Act::KeysRevoke, Target::Owner,  [A, A, D, D]),
+    // keys: create, rotate (a new secret): own, or for owners and admins the keys of users
+    // who do not outrank them: an admin never gets an owner's secret.
+    (Act::KeysCreate, Target::Own,    [A, A, A, A]),
+    (Act::KeysCreate, Target::Member, [A, A, D, D]),
+    (Act::KeysCreate, Target::Admin,  [A, A, D, D]),
+    (Act::KeysCreate, Target::Owner,  [A, D, D, D]),
     (Act::KeysRotate, Target::Own,    [A, A, A, A]),
     (Act::KeysRotate, Target::Member, [A, A, D, D]),
-    (Act::KeysRotate, Target::Owner,  [A, A, D, D]),
+    (Act::KeysRotate, Target::Admin,  [A, A, D, D]),
+    (Act::KeysRotate, Target::Owner,  [A, D, D, D]),
     // users: list: all, or only themselves.
     (Act::UsersList, Target::Nobody, [A, A, A, A]),
     // users: get: any, or only themselves.
@@ -113,6 +120,64 @@ const MATRIX: &[(Act, Target, [Want; 4])] = &[
     (Act::AuditList, Target::Nobody, [A, A, D, D]),
 ];
 
+/// What a refused action must leave as it was, read by the owner: every user (every
+/// field), every key (every field but `last_used_at`, which a check's sign-in writes) and
+/// whether each session has ended.
+struct Snapshot {
+    users: BTreeMap<String, Value>,
+    keys: BTreeMap<String, Value>,
+    sessions: BTreeMap<String, Value>,
+}
+
+impl Snapshot {
+    async fn take(app: &TestApp, token: &str) -> Self {
+        let by_id = |items: Vec<Value>, id: &str, keep: Option<&[&str]>, drop: &[&str]| {
+            items
+                .into_iter()
+                .map(|mut item| {
+                    let key = item[id].as_str().expect("an id").to_owned();
+                    let fields = item.as_object_mut().expect("an object");
+                    fields.retain(|k, _| {
+                        keep.is_none_or(|keep| keep.contains(&k.as_str()))
+                            && !drop.contains(&k.as_str())
+                    });
+                    (key, item)
+                })
+                .collect()
+        };
+        Self {
+            users: by_id(app.list_all(token, USERS, 200).await, "user_id", None, &[]),
+            keys: by_id(
+                app.list_all(token, KEYS, 200).await,
+                "api_key_id",
+                None,
+                &["last_used_at"],
+            ),
+            sessions: by_id(
+                app.list_all(token, SESSIONS, 200).await,
+                "session_id",
+                Some(&["revoked_at"]),
+                &[],
+            ),
+        }
+    }
+
+    /// `after` holds the same users and keys, unchanged, and every session of `self`
+    /// unchanged (checks after the action may have opened new ones).
+    #[track_caller]
+    fn unchanged(&self, after: &Snapshot, label: &str) {
+        assert_eq!(self.users, after.users, "{label}: users changed");
+        assert_eq!(self.keys, after.keys, "{label}: keys changed");
+        for (id, before) in &self.sessions {
+            assert_eq!(
+                Some(before),
+                after.sessions.get(id),
+                "{label}: session {id} changed"
+            );
+        }
+    }
+}
+
 /// Runs one cell of the matrix with a fresh actor and fresh targets.
 async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Want) {
     let label = format!("{role} {act:?} {target:?}");
@@ -124,6 +189,7 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
         Target::Nobody => None,
         Target::Own => Some(actor.creds.clone()),
         Target::Member => Some(app.create_user("default", Role::Member).await),
+        Target::Admin => Some(app.create_user("default", Role::Admin).await),
         Target::Owner => Some(app.create_user("default", Role::Owner).await),
     };
     let target_user = target_creds.as_ref().map(|c| c.user_id.clone());
@@ -131,6 +197,23 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
     // Someone else with a key and a session, to see whether lists show them.
     let bystander = app.create_user("default", Role::Member).await;
     let bystander_session = app.session(&bystander).await;
+    // What the action works on, made before the snapshot: only the action itself may
+    // change what the snapshot holds.
+    let subject_key = match act {
+        Act::KeysGet if target == Target::Own => Some(app.create_key("default", &me).await),
+        Act::KeysGet => target_creds.clone(),
+        Act::KeysRevoke | Act::KeysRotate => Some(app.create_key("default", &tu()).await),
+        _ => None,
+    };
+    let victim = match act {
+        Act::SessionsRevoke => Some(app.session(target_creds.as_ref().expect("a target")).await),
+        _ => None,
+    };
+    let boss = app.session(&app.owner).await;
+    let before = match want {
+        Want::Deny => Some(Snapshot::take(app, &boss.token).await),
+        _ => None,
+    };
 
     let (reply, ok) = match act {
         Act::KeysList => {
@@ -141,10 +224,7 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
             (app.get_as(t, &path).await, StatusCode::OK)
         }
         Act::KeysGet => {
-            let key = match target {
-                Target::Own => app.create_key("default", &me).await,
-                _ => target_creds.clone().expect("a target"),
-            };
+            let key = subject_key.clone().expect("a key");
             let r = app.get_as(t, &key_path(&key.api_key_id)).await;
             if r.status.is_success() {
                 assert_eq!(r.body["api_key_id"], key.api_key_id.as_str(), "{label}");
@@ -166,7 +246,7 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
             (r, StatusCode::CREATED)
         }
         Act::KeysRevoke => {
-            let key = app.create_key("default", &tu()).await;
+            let key = subject_key.clone().expect("a key");
             let r = app.delete_as(t, &key_path(&key.api_key_id)).await;
             if r.status.is_success() {
                 signin_fails(app, &key, StatusCode::UNAUTHORIZED, "revoked_api_key").await;
@@ -176,7 +256,7 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
             (r, StatusCode::NO_CONTENT)
         }
         Act::KeysRotate => {
-            let key = app.create_key("default", &tu()).await;
+            let key = subject_key.clone().expect("a key");
             let r = app
                 .post_as(
                     t,
@@ -240,7 +320,6 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
         Act::UsersDelete => {
             let r = app.delete_as(t, &user_path(&tu())).await;
             if !r.status.is_success() {
-                let boss = app.session(&app.owner).await;
                 let still = app.get_as(&boss.token, &user_path(&tu())).await;
                 still.expect(StatusCode::OK);
                 assert!(
@@ -256,7 +335,7 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
             StatusCode::OK,
         ),
         Act::SessionsRevoke => {
-            let victim = app.session(target_creds.as_ref().expect("a target")).await;
+            let victim = victim.clone().expect("a victim");
             let r = app.delete_as(t, &session_path(&victim.session_id)).await;
             let (status, error) = app
                 .refresh_grant("default", &victim.refresh_token, Some(&victim.creds))
@@ -285,6 +364,10 @@ async fn run_cell(app: &TestApp, role: Role, act: Act, target: Target, want: Wan
                 reply.body
             );
             assert_eq!(error_code(&reply.body), "permission_denied", "{label}");
+            // A refusal changes nothing: no user, key or session was created, changed or
+            // ended.
+            let after = Snapshot::take(app, &boss.token).await;
+            before.expect("a snapshot").unchanged(&after, &label);
             return;
         }
         Want::Skip => unreachable!(),

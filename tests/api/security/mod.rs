@@ -5,6 +5,7 @@ mod cross_org_dpop;
 mod idempotency_race;
 mod no_store;
 mod replay;
+mod roles;
 mod signing_rotation;
 mod ssrf;
 mod throttle;
