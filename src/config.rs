@@ -28,6 +28,8 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub docs: DocsSettings,
+    pub audit: AuditSettings,
+    pub housekeeping: HousekeepingSettings,
 }
 
 impl Default for Settings {
@@ -45,6 +47,8 @@ impl Default for Settings {
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
             docs: DocsSettings::default(),
+            audit: AuditSettings::default(),
+            housekeeping: HousekeepingSettings::default(),
         }
     }
 }
@@ -102,6 +106,11 @@ pub struct TokenSettings {
     /// Clock skew tolerated when checking `exp` and `iat` of access tokens.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// How long after a Bearer refresh token was rotated presenting it again returns the
+    /// same new refresh token (a client that lost the response) instead of ending the
+    /// session as a reuse. `0s`: never (every reuse ends the session).
+    #[serde(with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
 }
 
 impl Default for TokenSettings {
@@ -112,6 +121,7 @@ impl Default for TokenSettings {
             alg: SigningAlg::ES256,
             audience: None,
             leeway: Duration::from_secs(30),
+            refresh_reuse_grace: Duration::ZERO,
         }
     }
 }
@@ -306,6 +316,52 @@ impl Default for LogSettings {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+        }
+    }
+}
+
+/// The audit log's retention.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Events older than this are deleted by housekeeping.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(90 * 86_400),
+        }
+    }
+}
+
+/// The background task that deletes what no request can use any more (`src/housekeeping.rs`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HousekeepingSettings {
+    /// Time between two passes; `0s` turns the task off.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The most rows one delete statement removes.
+    pub batch_size: u64,
+    /// The pause between two full batches (so a large purge does not hog the database).
+    #[serde(with = "humantime_serde")]
+    pub batch_pause: Duration,
+    /// How long a session (and its refresh tokens) is kept after its expiry; a revoked
+    /// session is kept at least until it would have expired.
+    #[serde(with = "humantime_serde")]
+    pub session_retention: Duration,
+}
+
+impl Default for HousekeepingSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10 * 60),
+            batch_size: 500,
+            batch_pause: Duration::from_millis(100),
+            session_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

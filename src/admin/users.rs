@@ -5,6 +5,7 @@ use entity::user;
 
 use super::policy::{Action, Actor, Target};
 use super::{AdminError, parse_name};
+use crate::auth::session;
 use crate::state::AppState;
 use crate::storage::page::{Page, PageRequest};
 use crate::storage::users::UserFilter;
@@ -173,7 +174,8 @@ pub async fn update(
             ),
             other => other.into(),
         })?;
-    if disable {
+    // Disabling and demotion end the user's sessions, as subject and as actor.
+    if disable || role.is_some_and(|r| session::rank(r) < session::rank(current)) {
         end_sessions(state, actor, &user.id).await?;
     }
     state.audit.record(crate::audit::AuditEvent {
