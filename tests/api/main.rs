@@ -20,4 +20,5 @@ mod oauth;
 mod reference;
 mod replay_store;
 mod rotation;
+mod security;
 mod signin;
