@@ -91,13 +91,8 @@ impl Revocations {
         }
         let at = self.clock.now();
         let revoked = storage::revoked_tokens::is_revoked(storage, jti).await?;
-        self.revoked_jtis.insert(
-            jti.to_owned(),
-            Fetched {
-                at,
-                value: revoked,
-            },
-        );
+        self.revoked_jtis
+            .insert(jti.to_owned(), Fetched { at, value: revoked });
         Ok(revoked)
     }
 

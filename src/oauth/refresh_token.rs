@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use entity::{api_key, organization, refresh_token, session as session_entity};
 
 use super::{
-    ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record, token_body,
+    ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record,
+    token_body,
 };
 use crate::audit::AuditEvent;
 use crate::auth::session;
@@ -192,8 +193,7 @@ async fn rotate(
 
 fn within_grace(state: &AppState, used_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     let grace = state.settings.tokens.refresh_reuse_grace;
-    !grace.is_zero()
-        && chrono::Duration::from_std(grace).is_ok_and(|grace| now - used_at <= grace)
+    !grace.is_zero() && chrono::Duration::from_std(grace).is_ok_and(|grace| now - used_at <= grace)
 }
 
 /// Whether `next` is a stored, still unused refresh token of `session`.
@@ -203,9 +203,11 @@ async fn successor_unused(
     next: &PlainRefreshToken,
 ) -> Result<bool, OAuthError> {
     let digest = next.digest(&state.pepper);
-    Ok(storage::refresh_tokens::by_digest(&state.storage, &digest.0)
-        .await?
-        .is_some_and(|t| {
-            digest.matches(&t.digest) && t.session_id == session.id && t.used_at.is_none()
-        }))
+    Ok(
+        storage::refresh_tokens::by_digest(&state.storage, &digest.0)
+            .await?
+            .is_some_and(|t| {
+                digest.matches(&t.digest) && t.session_id == session.id && t.used_at.is_none()
+            }),
+    )
 }

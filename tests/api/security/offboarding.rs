@@ -200,10 +200,26 @@ async fn a_refresh_rechecks_the_key_owner_and_the_actors_right_to_act() {
 
     // (what is written to the database, what to the actor A / the subject U)
     let cases: [(&str, (Role, bool), (Role, bool)); 4] = [
-        ("key owner (the actor) disabled", (Role::Admin, true), (Role::Member, false)),
-        ("actor demoted to member", (Role::Member, false), (Role::Member, false)),
-        ("actor demoted to service", (Role::Service, false), (Role::Member, false)),
-        ("subject promoted above the actor", (Role::Admin, false), (Role::Owner, false)),
+        (
+            "key owner (the actor) disabled",
+            (Role::Admin, true),
+            (Role::Member, false),
+        ),
+        (
+            "actor demoted to member",
+            (Role::Member, false),
+            (Role::Member, false),
+        ),
+        (
+            "actor demoted to service",
+            (Role::Service, false),
+            (Role::Member, false),
+        ),
+        (
+            "subject promoted above the actor",
+            (Role::Admin, false),
+            (Role::Owner, false),
+        ),
     ];
     for (label, actor, subject) in cases {
         set_user_directly(&app, &a.user_id, actor.0, actor.1).await;
@@ -221,9 +237,19 @@ async fn a_refresh_rechecks_the_key_owner_and_the_actors_right_to_act() {
     let target = app.create_user("default", Role::Owner).await;
     let acting = sign_in_as(&app, &o, &target.user_id).await;
     set_user_directly(&app, &o.user_id, Role::Admin, false).await;
-    assert_refresh_refused(&app, &acting.refresh, "owner demoted to admin, subject owner").await;
+    assert_refresh_refused(
+        &app,
+        &acting.refresh,
+        "owner demoted to admin, subject owner",
+    )
+    .await;
     set_user_directly(&app, &target.user_id, Role::Admin, false).await;
-    refresh_ok(&app, &acting.refresh, "owner, now admin, acting for an admin").await;
+    refresh_ok(
+        &app,
+        &acting.refresh,
+        "owner, now admin, acting for an admin",
+    )
+    .await;
 }
 
 /// Refreshes, expecting success; returns the new refresh token.
