@@ -176,6 +176,9 @@ async fn demoting_an_actor_ends_the_sessions_it_acts_in() {
     offboarding_ends_the_sessions_a_user_acts_in(Offboard::DemoteToMember).await;
 }
 
+/// A user's role and whether it is disabled.
+type UserState = (Role, bool);
+
 /// Writes a user's columns straight to the database, bypassing the admin API (and so the
 /// revocation of sessions): what a refresh must see anyway.
 async fn set_user_directly(app: &TestApp, user_id: &str, role: Role, disabled: bool) {
@@ -199,7 +202,7 @@ async fn a_refresh_rechecks_the_key_owner_and_the_actors_right_to_act() {
     let mut rt = refresh_ok(&app, &acting.refresh, "as issued").await;
 
     // (what is written to the database, what to the actor A / the subject U)
-    let cases: [(&str, (Role, bool), (Role, bool)); 4] = [
+    let cases: [(&str, UserState, UserState); 4] = [
         (
             "key owner (the actor) disabled",
             (Role::Admin, true),
