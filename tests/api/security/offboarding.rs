@@ -12,6 +12,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
+use crate::dpop_flow::DpopKey;
 use crate::helpers::{Credentials, TestApp, json, spawn_app_with};
 
 /// Every node is reached through this URL (as behind a load balancer), so tokens issued by
@@ -260,4 +261,82 @@ async fn refresh_ok(app: &TestApp, refresh_token: &str, label: &str) -> String {
     let (status, body) = refresh_at(app, &app.address, refresh_token).await;
     assert_eq!(status, StatusCode::OK, "{label}: {body}");
     body["refresh_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_dpop_bound_refresh_rechecks_the_actor_too() {
+    let app = spawn_app_with(|_| {}).await;
+    let owner = app.session(&app.owner).await;
+    let a = app.create_user("default", Role::Admin).await;
+    let u = app.create_user("default", Role::Member).await;
+    let key = DpopKey::es256();
+    let signin_path = "/v1/default/user/signin_with_api_key";
+    let token_path = "/v1/default/oauth/token";
+    let (status, body) = json(
+        app.client
+            .post(app.url(signin_path))
+            .header("x-api-key", &a.api_key)
+            .header("x-api-key-id", &a.api_key_id)
+            .header("x-user-id", &u.user_id)
+            .header("dpop", key.proof(&app, "POST", signin_path, None))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = || async {
+        json(
+            app.client
+                .post(app.url(token_path))
+                .header("dpop", key.proof(&app, "POST", token_path, None))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", rt.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    };
+    let (status, body) = refresh().await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let invalid_grant = (StatusCode::BAD_REQUEST, "invalid_grant");
+    set_user_directly(&app, &a.user_id, Role::Admin, true).await;
+    let (status, body) = refresh().await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap_or_default()),
+        invalid_grant,
+        "{body}"
+    );
+    set_user_directly(&app, &a.user_id, Role::Member, false).await;
+    let (status, body) = refresh().await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap_or_default()),
+        invalid_grant,
+        "{body}"
+    );
+    set_user_directly(&app, &a.user_id, Role::Admin, false).await;
+    let (status, body) = refresh().await;
+    assert_eq!(status, StatusCode::OK, "restored: {body}");
+
+    // Disabled through the API: the session itself ends.
+    app.patch_as(
+        &owner.token,
+        &format!("/v1/default/users/{}", a.user_id),
+        &json!({"disabled": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    set_user_directly(&app, &a.user_id, Role::Admin, false).await;
+    let (status, body) = refresh().await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap_or_default()),
+        invalid_grant,
+        "{body}"
+    );
 }
