@@ -30,6 +30,7 @@ pub struct Settings {
     pub docs: DocsSettings,
     pub limits: LimitSettings,
     pub audit: AuditSettings,
+    pub housekeeping: HousekeepingSettings,
 }
 
 impl Default for Settings {
@@ -49,6 +50,7 @@ impl Default for Settings {
             docs: DocsSettings::default(),
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
+            housekeeping: HousekeepingSettings::default(),
         }
     }
 }
@@ -111,6 +113,11 @@ pub struct TokenSettings {
     /// Clock skew tolerated when checking `exp` and `iat` of access tokens.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// How long after a Bearer refresh token was rotated presenting it again returns the
+    /// same new refresh token (a client that lost the response) instead of ending the
+    /// session as a reuse. `0s`: never (every reuse ends the session).
+    #[serde(with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
 }
 
 impl Default for TokenSettings {
@@ -121,6 +128,7 @@ impl Default for TokenSettings {
             alg: SigningAlg::ES256,
             audience: None,
             leeway: Duration::from_secs(30),
+            refresh_reuse_grace: Duration::ZERO,
         }
     }
 }
@@ -263,12 +271,16 @@ pub struct AuditSettings {
     /// Events each of the two queues (security events; failed authentications) holds
     /// while the writer catches up. Past it, events of that queue are dropped and counted.
     pub queue_capacity: usize,
+    /// Events older than this are deleted by housekeeping.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
 }
 
 impl Default for AuditSettings {
     fn default() -> Self {
         Self {
             queue_capacity: 8192,
+            retention: Duration::from_secs(90 * 86_400),
         }
     }
 }
@@ -386,6 +398,34 @@ impl Default for LogSettings {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+        }
+    }
+}
+/// The background task that deletes what no request can use any more (`src/housekeeping.rs`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HousekeepingSettings {
+    /// Time between two passes; `0s` turns the task off.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The most rows one delete statement removes.
+    pub batch_size: u64,
+    /// The pause between two full batches (so a large purge does not hog the database).
+    #[serde(with = "humantime_serde")]
+    pub batch_pause: Duration,
+    /// How long a session (and its refresh tokens) is kept after its expiry; a revoked
+    /// session is kept at least until it would have expired.
+    #[serde(with = "humantime_serde")]
+    pub session_retention: Duration,
+}
+
+impl Default for HousekeepingSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10 * 60),
+            batch_size: 500,
+            batch_pause: Duration::from_millis(100),
+            session_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

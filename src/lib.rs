@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dpop_client;
+pub mod housekeeping;
 pub mod http;
 pub mod idempotency;
 pub mod ids;

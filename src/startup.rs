@@ -1,5 +1,6 @@
 //! Building and running the server: connect, migrate, load secrets and signing keys,
-//! bootstrap, bind (port 0 allowed), serve until SIGINT/SIGTERM, then flush the audit log.
+//! bootstrap, start housekeeping, bind (port 0 allowed), serve until SIGINT/SIGTERM, then
+//! flush the audit log.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::auth::throttle::{Throttle, TrustedProxies};
 use crate::bootstrap::{self, BootstrapCredentials};
 use crate::clock::Clock;
 use crate::config::{DpopSettings, ReplayStoreKind, Settings};
+use crate::housekeeping;
 use crate::http::{self, request_id};
 use crate::outbound::AddressPolicy;
 use crate::secrets::Secrets;
@@ -33,6 +35,8 @@ pub struct Application {
     state: AppState,
     local_addr: SocketAddr,
     bootstrap: Option<BootstrapCredentials>,
+    /// The periodic purge of expired rows (`housekeeping.interval`), stopped with the server.
+    housekeeping: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Connects to the database and applies migrations.
@@ -88,6 +92,7 @@ impl Application {
             Nonces::new(pepper.clone(), settings.dpop.nonce_window),
         );
         let proxies = TrustedProxies::parse(&settings.server.trusted_proxies)?;
+        let revocations = Arc::new(Revocations::new(100_000, clock.clone()));
         let state = AppState {
             throttle: Arc::new(Throttle::new(&settings.limits, proxies, clock.clone())),
             cross_org: CrossOrg::new(&settings.cross_org, clock.clone()),
@@ -107,7 +112,7 @@ impl Application {
             clock,
             pepper,
             dpop,
-            revocations: Arc::new(Revocations::new(100_000)),
+            revocations,
             kek,
             signing_keys: Arc::new(signing_keys),
             public_url,
@@ -115,6 +120,8 @@ impl Application {
         let bootstrap = bootstrap::run(&state, &state.settings)
             .await
             .context("first-start bootstrap")?;
+
+        let housekeeping = housekeeping::spawn(state.clone());
 
         let data = web::Data::new(state.clone());
         let mut server = HttpServer::new(move || {
@@ -142,6 +149,7 @@ impl Application {
             state,
             local_addr,
             bootstrap,
+            housekeeping,
         })
     }
 
@@ -162,6 +170,9 @@ impl Application {
     /// out the audit events still queued.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(task) = self.housekeeping {
+            task.abort();
+        }
         self.state.audit.flush().await;
         tracing::info!("stopped");
         result

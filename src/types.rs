@@ -92,6 +92,28 @@ impl Role {
     pub fn is_admin(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
     }
+
+    /// The role's rank: owner > admin > member = service.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Member | Role::Service => 1,
+        }
+    }
+
+    /// Whether a user with this role may hold a credential of a user with role `target`:
+    /// create or rotate that user's API key, or act for that user. Nobody mints a
+    /// credential for someone who outranks them.
+    pub fn ranks_at_least(self, target: Role) -> bool {
+        self.rank() >= target.rank()
+    }
+
+    /// Whether a user with this role may act for a user with role `subject`: owners and
+    /// admins may, for users who do not outrank them.
+    pub fn may_act_for(self, subject: Role) -> bool {
+        self.is_admin() && self.ranks_at_least(subject)
+    }
 }
 
 string_enum!(

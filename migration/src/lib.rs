@@ -10,6 +10,7 @@ mod m20261124_000002_refresh_and_revocation;
 mod m20261130_000001_admin_api;
 mod m20261130_000002_cross_org_grants;
 mod m20261130_000003_trusted_issuers;
+mod m20261201_000016_session_housekeeping;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_admin_api::Migration),
             Box::new(m20261130_000002_cross_org_grants::Migration),
             Box::new(m20261130_000003_trusted_issuers::Migration),
+            Box::new(m20261201_000016_session_housekeeping::Migration),
         ]
     }
 }

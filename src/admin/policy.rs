@@ -208,22 +208,6 @@ impl Denial {
     }
 }
 
-fn rank(role: Role) -> u8 {
-    match role {
-        Role::Owner => 3,
-        Role::Admin => 2,
-        Role::Member | Role::Service => 1,
-    }
-}
-
-/// Whether a caller whose stored role is `caller` may hold a credential of a user whose
-/// role is `target`: create or rotate that user's API key, or act for that user
-/// (`x-user-id`, `user_id`). Nobody mints a credential for someone who outranks them
-/// (owner > admin > member = service).
-pub fn ranks_at_least(caller: Role, target: Role) -> bool {
-    rank(caller) >= rank(target)
-}
-
 /// What creating or rotating a key must also respect, once the role rules allowed it: the
 /// key's owner does not outrank the caller, and the new secret carries no scope the
 /// caller's token lacks (a rotation copies the old key's scopes, so a narrowed token
@@ -239,7 +223,7 @@ fn issuing_rules(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
         return Ok(());
     };
     if let Some(role) = owner_role
-        && !ranks_at_least(actor.role, role)
+        && !actor.role.ranks_at_least(role)
     {
         return Err(Denial::PermissionDenied(
             "you cannot create or rotate an API key of a user whose role is above yours".into(),
@@ -290,7 +274,7 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 role: Some(new), ..
             },
             Target::User { id, .. },
-        ) if is_self(id) && rank(new) > rank(actor.role) => {
+        ) if is_self(id) && new.rank() > actor.role.rank() => {
             return Err(deny("you cannot raise your own role"));
         }
         (Action::UsersUpdate { disable: true, .. }, Target::User { id, .. }) if is_self(id) => {
@@ -309,7 +293,7 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 "only an owner can change which identity providers the organization trusts",
             )),
             (Action::GrantsCreate { role } | Action::GrantsRevoke { role }, _)
-                if rank(role) > rank(Role::Member) =>
+                if role.rank() > Role::Member.rank() =>
             {
                 Err(deny("only an owner can manage a grant above member"))
             }
@@ -609,11 +593,11 @@ mod tests {
     #[test]
     fn ranks() {
         use Role::*;
-        assert!(ranks_at_least(Owner, Owner));
-        assert!(ranks_at_least(Admin, Admin));
-        assert!(!ranks_at_least(Admin, Owner));
-        assert!(ranks_at_least(Member, Service));
-        assert!(ranks_at_least(Service, Member));
-        assert!(!ranks_at_least(Service, Admin));
+        assert!(Owner.ranks_at_least(Owner));
+        assert!(Admin.ranks_at_least(Admin));
+        assert!(!Admin.ranks_at_least(Owner));
+        assert!(Member.ranks_at_least(Service));
+        assert!(Service.ranks_at_least(Member));
+        assert!(!Service.ranks_at_least(Admin));
     }
 }

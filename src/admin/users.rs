@@ -177,7 +177,8 @@ pub async fn update(
         return Ok(user);
     }
     let user = write(state, actor, id, current, change).await?;
-    if disable {
+    // Disabling and demotion end the user's sessions, as subject and as actor.
+    if disable || role.is_some_and(|r| r.rank() < current.rank()) {
         end_sessions(state, actor, &user.id).await?;
     }
     state.audit.record(crate::audit::AuditEvent {

@@ -5,7 +5,6 @@
 
 use entity::{api_key, organization, user};
 
-use crate::admin::policy::ranks_at_least;
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::keys::api_key::PlainApiKey;
 use crate::state::AppState;
@@ -58,7 +57,7 @@ pub async fn check_key(
 
 /// The user a key's holder signs in as: its owner, or (for an `owner` or `admin`) another
 /// user of the organization, with the owner as the actor. Acting for a user needs the key
-/// owner's stored role to be at least the target's (`admin::policy::ranks_at_least`): an
+/// owner's stored role to be at least the target's (`Role::ranks_at_least`): an
 /// admin never acts for an owner. A refusal is written to the audit log as
 /// `permission.denied` (reason `permission_denied:users.act_for`).
 pub async fn subject(
@@ -96,7 +95,7 @@ pub async fn subject(
     }
     let target = active_user(state, org, user_id).await?;
     match target.role.parse::<Role>() {
-        Ok(target_role) if ranks_at_least(owner_role, target_role) => {
+        Ok(target_role) if owner_role.ranks_at_least(target_role) => {
             Ok((target, Some(owner.id.clone())))
         }
         _ => Err(deny(Some(&target))),

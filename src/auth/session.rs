@@ -1,6 +1,6 @@
 //! Sessions and the tokens issued for them: opening a session (with its first refresh
-//! token) and signing access tokens for it. Nothing outlives the API key: not the session,
-//! not an access token.
+//! token), deriving a rotated refresh token's successor, signing access tokens, and who may
+//! keep acting for whom. Nothing outlives the API key: not the session, not an access token.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use super::TokenType;
 use super::dpop::{DpopError, ProofCheck};
 use crate::ids::new_id;
 use crate::keys::refresh_token::PlainRefreshToken;
+use crate::secrets::Pepper;
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
 use crate::tokens::{AccessClaims, Actor, Confirmation, IssueError, issue};
@@ -62,6 +63,51 @@ pub fn key_end(key: &api_key::Model) -> DateTime<Utc> {
         .map_or(key.expires_at, |r| r.min(key.expires_at))
 }
 
+const SUCCESSOR_DOMAIN: &str = "refresh_token_successor";
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The refresh token that replaces `used` when it is rotated:
+/// `rt_` + base62(HMAC-SHA256(pepper, domain ‖ used)), 43 characters (256 bits).
+///
+/// Deterministic, so that within `tokens.refresh_reuse_grace` the successor can be handed
+/// out again to a client that lost the response, without ever storing a refresh token in a
+/// recoverable form: only who holds `used` (and the server's pepper) can compute it, and the
+/// database keeps only its digest, as for every refresh token.
+pub fn successor(pepper: &Pepper, used: &PlainRefreshToken) -> Option<PlainRefreshToken> {
+    let mac = hex::decode(pepper.digest(SUCCESSOR_DOMAIN, used.expose().as_bytes())).ok()?;
+    // Base conversion of the 256-bit big-endian number: 62^43 > 2^256.
+    let mut number = mac;
+    let mut digits = Vec::with_capacity(43);
+    for _ in 0..43 {
+        let mut rem = 0u32;
+        for byte in &mut number {
+            let cur = rem * 256 + u32::from(*byte);
+            *byte = u8::try_from(cur / 62).ok()?;
+            rem = cur % 62;
+        }
+        digits.push(BASE62[usize::try_from(rem).ok()?]);
+    }
+    digits.reverse();
+    PlainRefreshToken::parse(&format!("rt_{}", String::from_utf8(digits).ok()?))
+}
+
+/// The row of `plain`, a new refresh token of `session`.
+pub fn refresh_token_row(
+    state: &AppState,
+    session: &session::Model,
+    plain: &PlainRefreshToken,
+    now: DateTime<Utc>,
+) -> refresh_token::Model {
+    refresh_token::Model {
+        id: new_id("rtk"),
+        session_id: session.id.clone(),
+        digest: plain.digest(&state.pepper).0,
+        created_at: now,
+        expires_at: session.expires_at,
+        used_at: None,
+    }
+}
+
 /// Stores a new refresh token of `session` and returns its only plain copy.
 pub fn new_refresh_token(
     state: &AppState,
@@ -69,14 +115,7 @@ pub fn new_refresh_token(
     now: DateTime<Utc>,
 ) -> (PlainRefreshToken, refresh_token::Model) {
     let plain = PlainRefreshToken::generate();
-    let row = refresh_token::Model {
-        id: new_id("rtk"),
-        session_id: session.id.clone(),
-        digest: plain.digest(&state.pepper).0,
-        created_at: now,
-        expires_at: session.expires_at,
-        used_at: None,
-    };
+    let row = refresh_token_row(state, session, &plain, now);
     (plain, row)
 }
 
@@ -178,4 +217,37 @@ pub async fn binding_proof(
         })
         .await?;
     Ok(Some(proof.jkt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successors_are_keyed_deterministic_and_well_formed() {
+        let p = Pepper::new(&[1u8; 32]);
+        let q = Pepper::new(&[2u8; 32]);
+        let t = PlainRefreshToken::generate();
+        let a = successor(&p, &t).unwrap();
+        assert_eq!(a.expose(), successor(&p, &t).unwrap().expose());
+        assert_ne!(a.expose(), successor(&q, &t).unwrap().expose());
+        assert_ne!(a.expose(), t.expose());
+        assert_ne!(
+            successor(&p, &a).unwrap().expose(),
+            a.expose(),
+            "a chain of rotations never repeats a token"
+        );
+    }
+
+    #[test]
+    fn acting_needs_an_admin_role_not_below_the_subject() {
+        use crate::types::Role::*;
+        assert!(Owner.may_act_for(Owner));
+        assert!(Admin.may_act_for(Admin));
+        assert!(Admin.may_act_for(Member));
+        assert!(Admin.may_act_for(Service));
+        assert!(!Admin.may_act_for(Owner));
+        assert!(!Member.may_act_for(Member));
+        assert!(!Service.may_act_for(Member));
+    }
 }

@@ -1,18 +1,24 @@
 //! `grant_type=refresh_token` (RFC 6749 §6). Bearer refresh tokens rotate: each is used
 //! once, and presenting a used one again ends the whole session (reuse detection, RFC 6819
-//! §5.2.2.3). DPoP-bound refresh tokens need a proof by the bound key and do not rotate
-//! (RFC 9449 §5): the same value is returned.
+//! §5.2.2.3), except within `tokens.refresh_reuse_grace` of its rotation, where a client
+//! that lost the response gets the same new refresh token again. DPoP-bound refresh tokens
+//! need a proof by the bound key and do not rotate (RFC 9449 §5): the same value is
+//! returned. Every refresh re-checks, as stored now, the key, its owner, the subject and,
+//! for an acting session, the actor's right to act.
 
-use entity::organization;
+use chrono::{DateTime, Utc};
+use entity::{api_key, organization, refresh_token, session as session_entity};
 
 use super::{
-    OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record, token_body,
+    ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record,
+    token_body,
 };
 use crate::audit::AuditEvent;
 use crate::auth::session;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::state::AppState;
 use crate::storage;
+use crate::types::Role;
 
 pub(super) async fn grant(
     state: &AppState,
@@ -76,41 +82,16 @@ async fn run(
             "the refresh token was issued to another client",
         ));
     }
-    let key = storage::api_keys::get(&state.storage, &org.id, &session.api_key_id)
-        .await?
-        .filter(|k| k.revoked_at.is_none_or(|t| t > now) && k.expires_at > now)
-        .ok_or_else(|| {
-            OAuthError::invalid_grant("the API key of this session is no longer valid")
-        })?;
-    storage::users::get(&state.storage, &org.id, &session.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user of this session is disabled"))?;
+    let key = still_allowed(state, org, &session, now).await?;
     let scope = narrow_scope(req.params.get("scope"), &session.scope)?;
 
     let refresh_token = match &session.dpop_jkt {
         Some(jkt) => {
             proof(state, org, req, Some(jkt)).await?;
-            storage::sessions::refreshed(&state.storage, &session.id, None, now).await?;
+            storage::sessions::refreshed(&state.storage, &session.id, now).await?;
             plain.expose().to_owned()
         }
-        None => {
-            // Reuse detection: a used token (or losing a race for an unused one) ends the
-            // session, since a thief and the client now both hold a token of it.
-            let first_use = stored.used_at.is_none()
-                && storage::refresh_tokens::consume(&state.storage, &stored.id, now).await?;
-            if !first_use {
-                storage::sessions::revoke(&state.storage, &org.id, &session.id, now).await?;
-                state.revocations.forget_session(&session.id);
-                tracing::warn!(session_id = %session.id, "refresh token reused; session revoked");
-                return Err(OAuthError::invalid_grant(
-                    "the refresh token was already used; the session has been revoked",
-                ));
-            }
-            let (next, row) = session::new_refresh_token(state, &session, now);
-            storage::sessions::refreshed(&state.storage, &session.id, Some(row), now).await?;
-            next.expose().to_owned()
-        }
+        None => rotate(state, org, &session, &stored, &plain, now).await?,
     };
 
     let access = session::access_token(state, org, &key, &session, &scope, now).await?;
@@ -118,4 +99,117 @@ async fn run(
         body: token_body(&access, &scope, &refresh_token, &session.id),
         dpop_nonce: state.dpop_policy(org).nonce,
     })
+}
+
+/// A user that may still hold a session: enabled and not deleted, with its stored role.
+async fn active_role(
+    state: &AppState,
+    org: &organization::Model,
+    user_id: &str,
+) -> Result<Option<Role>, OAuthError> {
+    Ok(storage::users::get(&state.storage, &org.id, user_id)
+        .await?
+        .filter(|u| !u.disabled && u.deleted_at.is_none())
+        .and_then(|u| u.role.parse().ok()))
+}
+
+/// What a refresh re-checks as stored now (a change that bypassed session revocation is
+/// still seen): the key is neither revoked nor expired, its owner and the session's subject
+/// are enabled and not deleted, and an actor is the key's owner and may still act for the
+/// subject (an owner or admin not outranked by the subject).
+async fn still_allowed(
+    state: &AppState,
+    org: &organization::Model,
+    session: &session_entity::Model,
+    now: DateTime<Utc>,
+) -> Result<api_key::Model, OAuthError> {
+    let key = storage::api_keys::get(&state.storage, &org.id, &session.api_key_id)
+        .await?
+        .filter(|k| k.revoked_at.is_none_or(|t| t > now) && k.expires_at > now)
+        .ok_or_else(|| {
+            OAuthError::invalid_grant("the API key of this session is no longer valid")
+        })?;
+    let owner = active_role(state, org, &key.user_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the owner of this session's key is disabled"))?;
+    let subject = if session.user_id == key.user_id {
+        owner
+    } else {
+        active_role(state, org, &session.user_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_grant("the user of this session is disabled"))?
+    };
+    if let Some(actor) = &session.actor_user_id
+        && (*actor != key.user_id || !owner.may_act_for(subject))
+    {
+        return Err(OAuthError::invalid_grant(
+            "the actor of this session may no longer act for its user",
+        ));
+    }
+    Ok(key)
+}
+
+/// Rotates a Bearer refresh token and returns its successor, or handles a reuse: within
+/// the grace period after the rotation (and while the successor is unused) the successor
+/// again, else the end of the session.
+async fn rotate(
+    state: &AppState,
+    org: &organization::Model,
+    session: &session_entity::Model,
+    stored: &refresh_token::Model,
+    plain: &PlainRefreshToken,
+    now: DateTime<Utc>,
+) -> Result<String, OAuthError> {
+    let next = session::successor(&state.pepper, plain).ok_or_else(|| OAuthError {
+        cause: Some("cannot derive the successor refresh token".into()),
+        ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
+    })?;
+    if stored.used_at.is_none() {
+        let row = session::refresh_token_row(state, session, &next, now);
+        if storage::sessions::rotate(&state.storage, &stored.id, row, now).await? {
+            return Ok(next.expose().to_owned());
+        }
+    }
+    // Used before, or just now by a concurrent request: when exactly?
+    let used_at = match stored.used_at {
+        Some(t) => Some(t),
+        None => storage::refresh_tokens::get(&state.storage, &stored.id)
+            .await?
+            .and_then(|t| t.used_at),
+    };
+    if let Some(used_at) = used_at
+        && within_grace(state, used_at, now)
+        && successor_unused(state, session, &next).await?
+    {
+        tracing::info!(session_id = %session.id, "refresh token presented again within the reuse grace");
+        return Ok(next.expose().to_owned());
+    }
+    // Reuse detection: a thief and the client now both hold a token of this session.
+    storage::sessions::revoke(&state.storage, &org.id, &session.id, now).await?;
+    state.revocations.forget_session(&session.id);
+    tracing::warn!(session_id = %session.id, "refresh token reused; session revoked");
+    Err(OAuthError::invalid_grant(
+        "the refresh token was already used; the session has been revoked",
+    ))
+}
+
+fn within_grace(state: &AppState, used_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    let grace = state.settings.tokens.refresh_reuse_grace;
+    !grace.is_zero() && chrono::Duration::from_std(grace).is_ok_and(|grace| now - used_at <= grace)
+}
+
+/// Whether `next` is a stored, still unused refresh token of `session`.
+async fn successor_unused(
+    state: &AppState,
+    session: &session_entity::Model,
+    next: &PlainRefreshToken,
+) -> Result<bool, OAuthError> {
+    let digest = next.digest(&state.pepper);
+    Ok(
+        storage::refresh_tokens::by_digest(&state.storage, &digest.0)
+            .await?
+            .is_some_and(|t| {
+                digest.matches(&t.digest) && t.session_id == session.id && t.used_at.is_none()
+            }),
+    )
 }

@@ -1,4 +1,4 @@
-//! Audit events: appended in batches, never updated.
+//! Audit events: appended in batches, never updated, deleted only past `audit.retention`.
 
 use chrono::{DateTime, Utc};
 use entity::audit_event::{ActiveModel, Column, Entity, Model};
@@ -79,5 +79,16 @@ pub async fn page(
             id: e.id.clone(),
         }
     })
+    .await
+}
+
+/// Deletes up to `limit` events recorded before `cutoff` (the retention).
+pub async fn purge_before(storage: &Storage, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+    super::purge::batch::<Entity>(
+        storage,
+        Column::Id,
+        Condition::all().add(Column::At.lt(cutoff)),
+        limit,
+    )
     .await
 }

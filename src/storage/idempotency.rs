@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::idempotency_key::{ActiveModel, Column, Entity, Model};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{Result, Storage, StorageError};
@@ -96,4 +96,15 @@ pub async fn complete(
 pub async fn release(storage: &Storage, id: &str) -> Result<()> {
     Entity::delete_by_id(id).exec(storage.db()).await?;
     Ok(())
+}
+
+/// Deletes up to `limit` remembered keys whose lifetime ended before `now`.
+pub async fn purge_expired(storage: &Storage, now: DateTime<Utc>, limit: u64) -> Result<u64> {
+    super::purge::batch::<Entity>(
+        storage,
+        Column::Id,
+        Condition::all().add(Column::ExpiresAt.lte(now)),
+        limit,
+    )
+    .await
 }

@@ -8,6 +8,7 @@ pub mod cross_org_grants;
 pub mod idempotency;
 pub mod orgs;
 pub mod page;
+pub(crate) mod purge;
 pub mod refresh_tokens;
 pub mod revoked_tokens;
 pub mod sessions;

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use entity::revoked_token::{ActiveModel, Column, Entity, Model};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::sea_query::{Condition, OnConflict};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait};
 
 use super::{Result, Storage};
 
@@ -21,11 +21,14 @@ pub async fn is_revoked(storage: &Storage, jti: &str) -> Result<bool> {
     Ok(Entity::find_by_id(jti).count(storage.db()).await? > 0)
 }
 
-/// Forgets revocations of tokens that have expired anyway.
-pub async fn purge_expired(storage: &Storage, now: DateTime<Utc>) -> Result<u64> {
-    Ok(Entity::delete_many()
-        .filter(Column::ExpiresAt.lt(now))
-        .exec(storage.db())
-        .await?
-        .rows_affected)
+/// Forgets up to `limit` revocations of tokens that expired before `cutoff` (the caller
+/// leaves room for the leeway with which `exp` is checked).
+pub async fn purge_expired(storage: &Storage, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+    super::purge::batch::<Entity>(
+        storage,
+        Column::Jti,
+        Condition::all().add(Column::ExpiresAt.lt(cutoff)),
+        limit,
+    )
+    .await
 }

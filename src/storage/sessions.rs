@@ -69,7 +69,8 @@ pub async fn revoke_for_key(
     Ok(res.rows_affected)
 }
 
-/// Ends every open session of a user.
+/// Ends every open session of a user: those it is the subject of and those in which it acts
+/// for another user (offboarding is total: docs/security.md).
 pub async fn revoke_for_user(
     storage: &Storage,
     org_id: &str,
@@ -79,7 +80,11 @@ pub async fn revoke_for_user(
     let res = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(at))
         .filter(session::Column::OrgId.eq(org_id))
-        .filter(session::Column::UserId.eq(user_id))
+        .filter(
+            Condition::any()
+                .add(session::Column::UserId.eq(user_id))
+                .add(session::Column::ActorUserId.eq(user_id)),
+        )
         .filter(not_ended_by(at))
         .exec(storage.db())
         .await?;
@@ -104,24 +109,61 @@ pub async fn revoke(
     Ok(res.rows_affected == 1)
 }
 
-/// Records a refresh: the new refresh token and the session's refresh time, together.
-pub async fn refreshed(
-    storage: &Storage,
-    session_id: &str,
-    next: Option<refresh_token::Model>,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    let txn = storage.db().begin().await?;
+/// Records a refresh that does not rotate (a DPoP-bound session): the session's refresh time.
+pub async fn refreshed(storage: &Storage, session_id: &str, at: DateTime<Utc>) -> Result<()> {
     session::Entity::update_many()
         .col_expr(session::Column::RefreshedAt, Expr::value(at))
         .filter(session::Column::Id.eq(session_id))
+        .exec(storage.db())
+        .await?;
+    Ok(())
+}
+
+/// Rotates a refresh token in one transaction: marks `used_id` used (only if it was not),
+/// stores its successor `next` and the session's refresh time. `false` (nothing written)
+/// when the token was already used: exactly one of concurrent callers gets `true`, and a
+/// loser that sees `false` also sees the winner's successor (the winner's row lock, or
+/// SQLite's single writer, holds it until the successor is committed).
+pub async fn rotate(
+    storage: &Storage,
+    used_id: &str,
+    next: refresh_token::Model,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let txn = storage.db().begin().await?;
+    let consumed = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(at))
+        .filter(refresh_token::Column::Id.eq(used_id))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !consumed {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    session::Entity::update_many()
+        .col_expr(session::Column::RefreshedAt, Expr::value(at))
+        .filter(session::Column::Id.eq(next.session_id.as_str()))
         .exec(&txn)
         .await?;
-    if let Some(next) = next {
-        refresh_token::ActiveModel::from(next).insert(&txn).await?;
-    }
+    refresh_token::ActiveModel::from(next).insert(&txn).await?;
     txn.commit().await?;
-    Ok(())
+    Ok(true)
+}
+
+/// Deletes up to `limit` sessions that expired before `cutoff` (revoked or not; their refresh
+/// tokens go with them by the foreign key's cascade, normally already purged by
+/// [`super::refresh_tokens::purge_expired`]).
+pub async fn purge_expired(storage: &Storage, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+    super::purge::batch::<session::Entity>(
+        storage,
+        session::Column::Id,
+        Condition::all().add(session::Column::ExpiresAt.lt(cutoff)),
+        limit,
+    )
+    .await
 }
 
 /// What a session listing is narrowed to.

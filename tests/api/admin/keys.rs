@@ -249,7 +249,11 @@ async fn nobody_revokes_their_own_key_in_use_nor_demotes_the_last_owner() {
         .patch_as(&boss.token, &user_path(&b_id), &json!({"role": "member"}))
         .await;
     assert_eq!(demoted.expect(StatusCode::OK)["role"], "member");
-    // The demotion counts at once, for the token B already holds.
+    // The demotion ends B's sessions, and a new one has only a member's rights.
+    app.get_as(&b_session.token, AUDIT)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+    let b_session = app.session(&b_session.creds).await;
     app.get_as(&b_session.token, AUDIT)
         .await
         .expect_error(StatusCode::FORBIDDEN, "permission_denied");

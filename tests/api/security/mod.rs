@@ -2,8 +2,11 @@
 
 mod audit_flood;
 mod cross_org_dpop;
+mod housekeeping;
 mod idempotency_race;
 mod no_store;
+mod offboarding;
+mod refresh_grace;
 mod replay;
 mod roles;
 mod signing_rotation;

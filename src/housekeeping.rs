@@ -1,0 +1,113 @@
+//! Housekeeping: a background task that deletes, in small batches, what no request can use
+//! any more: sessions (with their refresh tokens) past their expiry plus
+//! `housekeeping.session_retention`, revocations of access tokens past their `exp` plus the
+//! leeway, expired `Idempotency-Key` records, and audit events older than `audit.retention`.
+//! It owns no query (those are in `storage`) and decides nothing about live rows.
+//!
+//! Why these cutoffs (docs/architecture.md, "Housekeeping"):
+//! - A session's refresh tokens expire with it, and its access tokens no later, so after
+//!   `expires_at` nothing it issued can be presented successfully. A revoked session is kept
+//!   until then too (its cutoff is its expiry, not its revocation), so that while its tokens
+//!   could still be presented it answers as revoked and shows in `GET /sessions`. A missing
+//!   session answers exactly like an ended one (401 `invalid_token`, 400 `invalid_grant`).
+//!   Used refresh tokens of live sessions stay: they are what detects a reuse.
+//! - A revoked access token is accepted by nobody after `exp` + `tokens.leeway`.
+//!
+//! In a fleet every node runs the task. Each statement is an idempotent
+//! `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so two nodes purging at once only share
+//! the work: a row deleted by one is simply not found by the other.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+use crate::storage::{self, Result, StorageError};
+
+/// How many rows one pass deleted, per table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub refresh_tokens: u64,
+    pub sessions: u64,
+    pub revoked_tokens: u64,
+    pub idempotency_keys: u64,
+    pub audit_events: u64,
+}
+
+/// `now - by`, or the earliest instant when that underflows.
+fn before(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| now.checked_sub_signed(by))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Runs `purge` (one batch of at most `limit` rows) until a batch comes back short,
+/// pausing between full batches.
+async fn drain<F, Fut>(limit: u64, pause: Duration, mut purge: F) -> Result<u64>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let deleted = purge(limit).await?;
+        total += deleted;
+        if deleted < limit {
+            return Ok(total);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// One pass over every table, judged at `now`.
+pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, StorageError> {
+    let settings = &state.settings;
+    let limit = settings.housekeeping.batch_size.max(1);
+    let pause = settings.housekeeping.batch_pause;
+    let db = &state.storage;
+    let sessions_cutoff = before(now, settings.housekeeping.session_retention);
+    let revoked_cutoff = before(now, settings.tokens.leeway);
+    let audit_cutoff = before(now, settings.audit.retention);
+    Ok(Purged {
+        refresh_tokens: drain(limit, pause, |n| {
+            storage::refresh_tokens::purge_expired(db, sessions_cutoff, n)
+        })
+        .await?,
+        sessions: drain(limit, pause, |n| {
+            storage::sessions::purge_expired(db, sessions_cutoff, n)
+        })
+        .await?,
+        revoked_tokens: drain(limit, pause, |n| {
+            storage::revoked_tokens::purge_expired(db, revoked_cutoff, n)
+        })
+        .await?,
+        idempotency_keys: drain(limit, pause, |n| {
+            storage::idempotency::purge_expired(db, now, n)
+        })
+        .await?,
+        audit_events: drain(limit, pause, |n| {
+            storage::audit::purge_before(db, audit_cutoff, n)
+        })
+        .await?,
+    })
+}
+
+/// Starts the periodic task (none when `housekeeping.interval` is zero). A failed pass is
+/// logged and tried again at the next interval.
+pub fn spawn(state: AppState) -> Option<JoinHandle<()>> {
+    let interval = state.settings.housekeeping.interval;
+    if interval.is_zero() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            match run_once(&state, state.clock.now()).await {
+                Ok(purged) => tracing::debug!(?purged, "housekeeping pass done"),
+                Err(err) => tracing::warn!(error = %err, "housekeeping pass failed"),
+            }
+        }
+    }))
+}
