@@ -1,4 +1,4 @@
-//! The `keygate` command line (DESIGN §8). Every command works directly on the configured
+//! The `keygate` command line (README, "The CLI"). Every command works directly on the configured
 //! database, so it works while the server is down. Listings and creations accept `--json`.
 //! The exception is `keygate dpop`, a DPoP client for trying bound tokens by hand: it needs
 //! neither configuration nor a database ([`run_dpop`]).

@@ -1,4 +1,4 @@
-//! Settings, layered (DESIGN §7): built-in defaults ← `config/default.toml` ← the file named
+//! Settings, layered (README, "Configuration"): built-in defaults ← `config/default.toml` ← the file named
 //! by `KEYGATE_CONFIG` ← `KEYGATE__SECTION__KEY` environment variables. Unknown keys are an
 //! error, so a typo in a file or a variable name fails at start instead of being ignored.
 
@@ -199,7 +199,7 @@ impl Default for DocsSettings {
     }
 }
 
-/// Cross-organization access (DESIGN §5.5): its own rate limit, per source user.
+/// Cross-organization access (README, "Cross-organization access"): its own rate limit, per source user.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CrossOrgSettings {
@@ -218,7 +218,7 @@ impl Default for CrossOrgSettings {
     }
 }
 
-/// Trusted identity providers (DESIGN §5.5.1): fetching and caching their JWKS.
+/// Trusted identity providers (README, "Trusted identity providers"): fetching and caching their JWKS.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FederationSettings {

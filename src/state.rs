@@ -48,7 +48,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The issuer of an organization's tokens (DESIGN §4, §5.2).
+    /// The issuer of an organization's tokens (RFC 8414 §2: `{public_url}/v1/{org}`).
     pub fn issuer(&self, org_slug: &str) -> String {
         format!("{}/v1/{org_slug}", self.public_url)
     }

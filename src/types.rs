@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 #[error("{0}")]
 pub struct ParseError(pub String);
 
-/// An organization slug: `[a-z0-9][a-z0-9-]{1,62}` (DESIGN §3). Never contains `_`, which
+/// An organization slug: `[a-z0-9][a-z0-9-]{1,62}`. Never contains `_`, which
 /// is what lets `{org}_{user_id}` split unambiguously.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

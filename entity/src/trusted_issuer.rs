@@ -1,4 +1,4 @@
-//! An identity provider an organization trusts (DESIGN §5.5.1): tokens it signs identify
+//! An identity provider an organization trusts (README, "Trusted identity providers"): tokens it signs identify
 //! the organization's users whose `external_subject` equals the token's `subject_claim`.
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Cross-organization grants through the admin API (DESIGN §5.5): an organization's owners
+//! Cross-organization grants through the admin API (README, "Cross-organization access"): an organization's owners
 //! and admins let users of another organization work in it. A grant above `member` needs
 //! an owner; `owner` is never granted. A grant made or ended on one node counts there at
 //! once and on the others within 5 seconds.

@@ -1,4 +1,4 @@
-//! Trusted identity providers through the admin API (DESIGN §5.5.1): only an owner decides
+//! Trusted identity providers through the admin API (README, "Trusted identity providers"): only an owner decides
 //! which providers the organization trusts; owners and admins see them.
 
 use entity::trusted_issuer;

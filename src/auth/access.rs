@@ -1,7 +1,7 @@
 //! Authenticating a request to a protected endpoint from its access token: the token
 //! verifies against the key set of the organization that issued it, its user and session
 //! are still active, and, when that organization is not the path's, the path's organization
-//! granted the user a role (DESIGN §5.5). Shared by every protected endpoint.
+//! granted the user a role (README, "Cross-organization access"). Shared by every protected endpoint.
 
 use entity::{organization, user};
 
@@ -20,7 +20,7 @@ use crate::types::{Role, Scopes};
 pub enum Credential<'a> {
     /// `Bearer <token>` or `DPoP <token>`.
     Token { scheme: TokenType, token: &'a str },
-    /// `Basic base64({org}_{user_id}:{token})` (DESIGN §5.5): a Bearer token of `org` that
+    /// `Basic base64({org}_{user_id}:{token})` (README, "Cross-organization access"): a Bearer token of `org` that
     /// identifies `user_id`.
     Basic {
         org: &'a str,
@@ -193,7 +193,7 @@ pub async fn authenticate(
         return Err(AccessError::CrossOrgNeedsBearer);
     }
     // A Basic password that keygate did not issue for that organization may be a trusted
-    // identity provider's token (DESIGN §5.5.1).
+    // identity provider's token (README, "Trusted identity providers").
     let federated = basic_user.is_some()
         && federation::unverified_issuer(token).is_none_or(|iss| iss != state.issuer(home_slug));
     let mut caller = if federated {

@@ -1,4 +1,4 @@
-//! Cross-organization access (DESIGN §5.5): whether a user of one organization may work in
+//! Cross-organization access (README, "Cross-organization access"): whether a user of one organization may work in
 //! another, and as what. The answer is the target organization's live grant for that user
 //! (one naming the user wins over one for the whole source organization), cached for
 //! [`STALENESS`] so a revoked grant stops working on every node within 5 seconds. Cross-

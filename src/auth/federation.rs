@@ -1,4 +1,4 @@
-//! Trusted identity providers (DESIGN §5.5.1): a token signed by a provider an organization
+//! Trusted identity providers (README, "Trusted identity providers"): a token signed by a provider an organization
 //! trusts identifies the user of that organization whose `external_subject` equals the
 //! token's subject claim.
 //!

@@ -1,4 +1,4 @@
-//! `signin_with_api_key` (DESIGN §5.1): an API key credential in, a session, a refresh
+//! `signin_with_api_key` (README, "Quick start"): an API key credential in, a session, a refresh
 //! token and an access token out.
 //!
 //! Checks run cheapest first: headers present, secret well-formed (checksum: no database
@@ -91,7 +91,7 @@ impl From<CredentialError> for SigninError {
 }
 
 impl SigninError {
-    /// The DESIGN §6 error code (also the audit reason).
+    /// The error code (README, "Errors") (also the audit reason).
     pub fn code(&self) -> &'static str {
         match self {
             SigninError::MissingApiKey => "missing_api_key",

@@ -1,4 +1,4 @@
-//! The JSON body of admin requests, with errors in the DESIGN §6 format: a body must be
+//! The JSON body of admin requests, with errors in keygate's error format (README, "Errors"): a body must be
 //! `application/json` (415), at most 64 KiB (413), valid JSON, and match the request type
 //! exactly (unknown fields are refused with their name). An empty body reads as `{}`, so
 //! requests whose fields are all optional need no body at all.

@@ -1,7 +1,7 @@
 //! The one place where errors become HTTP responses.
 //!
 //! Policy:
-//! - Every error outside the OAuth endpoints answers the DESIGN §6 body
+//! - Every error outside the OAuth endpoints answers the keygate error body (README, "Errors")
 //!   `{"error": {"code", "message", "request_id"}}`; the code is stable and documented, the
 //!   message is a human sentence that never contains a secret or an internal detail.
 //! - Authentication failures at protected endpoints add `WWW-Authenticate` (RFC 6750 §3).
@@ -27,7 +27,7 @@ use crate::auth::signin::SigninError;
 use crate::storage::StorageError;
 use crate::tokens::TokenError;
 
-/// An error response in the DESIGN §6 format.
+/// An error response in keygate's error format (README, "Errors").
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

@@ -47,7 +47,7 @@ enum Parsed {
     },
 }
 
-/// DESIGN §5.5: `base64("{org}_{user_id}:{token}")`, decoded strictly (canonical padding,
+/// Cross-organization access: `base64("{org}_{user_id}:{token}")`, decoded strictly (canonical padding,
 /// UTF-8), split at the first `:` and the username at the first `_`; every part non-empty.
 fn basic(encoded: &str) -> Result<Parsed, AccessError> {
     let decoded = STANDARD

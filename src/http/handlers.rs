@@ -53,7 +53,7 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
     }
 }
 
-/// DESIGN §5.1.
+/// Sign in with an API key (README, "Quick start").
 #[utoipa::path(
     post, path = "/v1/{org}/user/signin_with_api_key", tag = "Sign-in",
     summary = "Exchange an API key for an access token",
@@ -121,7 +121,7 @@ pub async fn signin_with_api_key(
         }))
 }
 
-/// DESIGN §5.3 and §5.5: who the caller is, where, and how it authenticated.
+/// Protected endpoints and cross-organization access: who the caller is, where, and how it authenticated.
 #[utoipa::path(
     get, path = "/v1/{org}/user/me", tag = "Sign-in", summary = "Who the caller is",
     params(OrgPath, ("X-ORG-ID" = Option<String>, Header, description = "With a Bearer token of another organization: that organization's slug (cross-organization access)")),

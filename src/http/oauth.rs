@@ -1,5 +1,5 @@
 //! Handlers of the OAuth endpoints: read the form, call `oauth`, answer in RFC 6749 §5.2
-//! form (`{"error", "error_description"}`), never the DESIGN §6 body.
+//! form (`{"error", "error_description"}`), never the keygate error body (README, "Errors").
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

@@ -68,7 +68,7 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
     )),
     modifiers(&Security),
     tags(
-        (name = "Sign-in", description = "API key → access token (DESIGN §5.1), and who the caller is"),
+        (name = "Sign-in", description = "API key → access token (see the README, Quick start), and who the caller is"),
         (name = "OAuth", description = "RFC 6749 token endpoint, RFC 7009 revocation, RFC 7662 introspection"),
         (name = "Discovery", description = "RFC 8414 metadata and the signing keys"),
         (name = "API keys", description = "Create, list, rotate and revoke API keys"),
@@ -126,7 +126,7 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Basic)
                     .description(Some(
-                        "Cross-organization access (DESIGN §5.5): username `{org}_{user_id}` (the user's own organization and id), password an access token of that organization or a trusted identity provider's token.",
+                        "Cross-organization access: username `{org}_{user_id}` (the user's own organization and id), password an access token of that organization or a trusted identity provider's token.",
                     ))
                     .build(),
             ),

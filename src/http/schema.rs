@@ -10,7 +10,7 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// DESIGN §6: every error outside the OAuth endpoints.
+/// The keygate error body: every error outside the OAuth endpoints.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"error": {"code": "invalid_api_key", "message": "the API key credential is invalid", "request_id": "6f1c2a9e-8d1b-4a53-9a0e-3f5c2b1d7e42"}}))]
 pub struct ErrorBody {
@@ -41,7 +41,7 @@ pub struct OAuthErrorBody {
     pub request_id: String,
 }
 
-/// DESIGN §5.1: a successful sign-in.
+/// Sign-in: a successful sign-in.
 #[derive(Serialize, ToSchema)]
 pub struct SigninResponse {
     /// The access token (a JWT, RFC 9068).
@@ -56,7 +56,7 @@ pub struct SigninResponse {
     pub scope: String,
 }
 
-/// DESIGN §5.3 and §5.5: who the caller is.
+/// Protected endpoints and cross-organization access: who the caller is.
 #[derive(Serialize, ToSchema)]
 pub struct Me {
     pub user_id: String,

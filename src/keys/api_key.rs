@@ -1,4 +1,4 @@
-//! API key secrets (DESIGN §3): `ak_live_` or `ak_test_`, 32 random base62 characters
+//! API key secrets: `ak_live_` or `ak_test_`, 32 random base62 characters
 //! (≈190.5 bits), then a 6-character base62 CRC32 checksum of everything before it. The
 //! checksum lets keygate reject a mistyped or truncated key without touching the database,
 //! and gives secret scanners a pattern with few false positives.

@@ -1,4 +1,4 @@
-//! The OAuth 2 endpoints of an organization (DESIGN §5.2): the token endpoint with its two
+//! The OAuth 2 endpoints of an organization (RFC 6749): the token endpoint with its two
 //! grants (one file each), revocation (RFC 7009), introspection (RFC 7662) and server
 //! metadata (RFC 8414). No HTTP types here: handlers pass the form parameters and headers
 //! in and map [`OAuthError`] to the RFC 6749 §5.2 body.
@@ -152,7 +152,7 @@ pub struct OAuthRequest<'a> {
     pub meta: RequestMeta,
 }
 
-/// A token endpoint response (DESIGN §5.2). `nonce`: the organization wants DPoP nonces.
+/// A token endpoint response (RFC 6749). `nonce`: the organization wants DPoP nonces.
 pub struct TokenResponse {
     pub body: TokenBody,
     pub dpop_nonce: bool,

@@ -1,4 +1,4 @@
-//! The claims of a keygate access token (DESIGN §4; RFC 9068 §2.2).
+//! The claims of a keygate access token (RFC 9068 §2.2).
 
 use serde::{Deserialize, Serialize};
 

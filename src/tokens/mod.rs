@@ -1,4 +1,4 @@
-//! Access tokens (DESIGN §4, RFC 9068): the claims, issuing, and the one verifier that
+//! Access tokens (RFC 9068): the claims, issuing, and the one verifier that
 //! every protected endpoint (and later introspection) shares. No HTTP, no database: the
 //! caller passes the key set, the expected issuer and audience, and the time.
 

@@ -60,7 +60,7 @@ impl Reply {
         &self.body
     }
 
-    /// Asserts a DESIGN §6 error with this status and code (and the response's request id).
+    /// Asserts a keygate error body with this status and code (and the response's request id).
     #[track_caller]
     pub fn expect_error(&self, status: StatusCode, code: &str) -> &Value {
         assert_eq!(self.status, status, "{}", self.body);

@@ -1,4 +1,4 @@
-//! Cross-organization access over HTTP (DESIGN §5.5): grants, `Authorization: Basic
+//! Cross-organization access over HTTP (README, "Cross-organization access"): grants, `Authorization: Basic
 //! base64({org}_{user_id}:{token})`, Bearer + `X-ORG-ID`, role capping, audit in both
 //! organizations, the separate rate limit, and every malformed Basic header.
 

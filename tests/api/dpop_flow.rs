@@ -167,7 +167,7 @@ async fn me_with(app: &TestApp, scheme: &str, token: &str, proofs: &[&str]) -> r
     req.send().await.unwrap()
 }
 
-/// Asserts a 401 with the DPoP challenge for `error` and the DESIGN §6 body code.
+/// Asserts a 401 with the DPoP challenge for `error` and the keygate error body (README, "Errors") code.
 async fn assert_dpop_rejected(res: reqwest::Response, error: &str, code: &str) -> Value {
     let challenge = res
         .headers()

@@ -1,4 +1,4 @@
-//! Trusted identity providers (DESIGN §5.5.1) over HTTP: the test runs its own JWKS server
+//! Trusted identity providers (README, "Trusted identity providers") over HTTP: the test runs its own JWKS server
 //! on a loopback port and signs tokens with RS256 and ES256 keys it generated (josekit);
 //! keygate fetches the keys with its real HTTP client.
 

@@ -222,7 +222,7 @@ pub async fn json(response: Response) -> (StatusCode, Value) {
     (status, body)
 }
 
-/// Asserts the DESIGN §6 error body and returns its code.
+/// Asserts the keygate error body (README, "Errors") and returns its code.
 pub fn error_code(body: &Value) -> &str {
     let error = &body["error"];
     assert!(

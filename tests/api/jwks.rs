@@ -1,5 +1,5 @@
 //! The issued JWT verifies with the published JWKS by an independent JOSE implementation
-//! (josekit), with every claim of DESIGN §4.
+//! (josekit), with every claim keygate documents (RFC 9068).
 
 use josekit::jwk::JwkSet;
 use josekit::jws::{ES256, EdDSA, JwsVerifier};

@@ -36,7 +36,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
                 .map(move |method| (method.to_uppercase(), path.clone()))
         })
         .collect();
-    // Every route the server answers (DESIGN §5) is documented.
+    // Every route the server answers is documented.
     for (method, path) in [
         ("POST", "/v1/{org}/user/signin_with_api_key"),
         ("GET", "/v1/{org}/user/me"),

@@ -154,7 +154,7 @@ impl Dpop {
         self.nonces.current(now)
     }
 
-    /// Checks a proof, cheapest checks first, per RFC 9449 §4.3 and DESIGN §5.4:
+    /// Checks a proof, cheapest checks first, per RFC 9449 §4.3:
     ///
     /// 1. exactly one `DPoP` header, at most [`MAX_PROOF_BYTES`];
     /// 2. a compact JWS: three base64url parts, a JSON object header (§4.3 steps 2–3);

@@ -1,4 +1,4 @@
-//! The admin API (DESIGN §5.6, docs/admin-api.md): one file of handlers per resource, with
+//! The admin API (docs/admin-api.md): one file of handlers per resource, with
 //! its request and response shapes; here, what they share: the caller, pagination, the
 //! `Idempotency-Key` handling of creating `POST`s, and the mapping of [`AdminError`]. Every
 //! decision is made in [`crate::admin`]; handlers parse, call and render.
