@@ -145,6 +145,15 @@ impl TestApp {
         Reply::from(request.send().await.expect("request")).await
     }
 
+    /// `GET /v1/{org}/user/me` with these headers.
+    pub async fn me_with(&self, org: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.client.get(self.url(&format!("/v1/{org}/user/me")));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.send(req).await
+    }
+
     pub async fn call(
         &self,
         method: Method,

@@ -21,14 +21,6 @@ fn basic(org: &str, user_id: &str, token: &str) -> String {
     )
 }
 
-async fn me_with(app: &TestApp, org: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = app.client.get(app.url(&format!("/v1/{org}/user/me")));
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    Reply::from(req.send().await.unwrap()).await
-}
-
 /// `acme`, its owner's session, and a member of `default` with a session.
 async fn two_orgs(app: &TestApp) -> (Session, Session) {
     let acme_owner = app.session(&app.create_org("acme").await).await;
@@ -50,15 +42,15 @@ async fn grant(app: &TestApp, by: &Session, body: serde_json::Value) -> String {
 async fn basic_same_org_is_plain_access() {
     let app = spawn_app().await;
     let me = app.session(&app.owner.clone()).await;
-    let r = me_with(
-        &app,
-        "default",
-        &[(
-            "authorization",
-            &basic("default", &me.creds.user_id, &me.token),
-        )],
-    )
-    .await;
+    let r = app
+        .me_with(
+            "default",
+            &[(
+                "authorization",
+                &basic("default", &me.creds.user_id, &me.token),
+            )],
+        )
+        .await;
     r.expect(StatusCode::OK);
     assert_eq!(r.body["user_id"], me.creds.user_id.as_str());
     assert_eq!(r.body["org"], "default");
@@ -74,7 +66,7 @@ async fn basic_cross_org_needs_a_grant_and_gets_the_granted_role() {
     let header = basic("default", &visitor.creds.user_id, &visitor.token);
 
     // No grant: the credential is good, the access is not.
-    me_with(&app, "acme", &[("authorization", &header)])
+    app.me_with("acme", &[("authorization", &header)])
         .await
         .expect_error(StatusCode::FORBIDDEN, "permission_denied");
 
@@ -85,7 +77,7 @@ async fn basic_cross_org_needs_a_grant_and_gets_the_granted_role() {
         json!({"source_org": "default", "user_id": visitor.creds.user_id, "role": "member"}),
     )
     .await;
-    let r = me_with(&app, "acme", &[("authorization", &header)]).await;
+    let r = app.me_with("acme", &[("authorization", &header)]).await;
     r.expect(StatusCode::OK);
     assert_eq!(r.body["user_id"], visitor.creds.user_id.as_str());
     assert_eq!(r.body["org"], "acme");
@@ -98,7 +90,7 @@ async fn basic_cross_org_needs_a_grant_and_gets_the_granted_role() {
         .session(&app.create_user("default", Role::Member).await)
         .await;
     let other_header = basic("default", &other.creds.user_id, &other.token);
-    me_with(&app, "acme", &[("authorization", &other_header)])
+    app.me_with("acme", &[("authorization", &other_header)])
         .await
         .expect_error(StatusCode::FORBIDDEN, "permission_denied");
 
@@ -109,7 +101,7 @@ async fn basic_cross_org_needs_a_grant_and_gets_the_granted_role() {
     )
     .await
     .expect(StatusCode::NO_CONTENT);
-    me_with(&app, "acme", &[("authorization", &header)])
+    app.me_with("acme", &[("authorization", &header)])
         .await
         .expect_error(StatusCode::FORBIDDEN, "permission_denied");
     // Revoking again changes nothing.
@@ -128,7 +120,7 @@ async fn basic_cross_org_needs_a_grant_and_gets_the_granted_role() {
     )
     .await;
     for h in [&header, &other_header] {
-        let r = me_with(&app, "acme", &[("authorization", h)]).await;
+        let r = app.me_with("acme", &[("authorization", h)]).await;
         r.expect(StatusCode::OK);
         assert_eq!(r.body["role"], "service");
     }
@@ -152,7 +144,7 @@ async fn a_user_grant_wins_over_the_org_wide_one_and_grants_expire() {
         json!({"source_org": "default", "user_id": visitor.creds.user_id, "role": "admin", "expires_at": expires}),
     )
     .await;
-    let r = me_with(&app, "acme", &[("authorization", &header)]).await;
+    let r = app.me_with("acme", &[("authorization", &header)]).await;
     r.expect(StatusCode::OK);
     assert_eq!(r.body["role"], "admin");
 
@@ -162,7 +154,7 @@ async fn a_user_grant_wins_over_the_org_wide_one_and_grants_expire() {
     tokio::time::sleep(Duration::from_millis(4100)).await;
     let fresh = app.session(&visitor.creds).await;
     let header = basic("default", &visitor.creds.user_id, &fresh.token);
-    let r = me_with(&app, "acme", &[("authorization", &header)]).await;
+    let r = app.me_with("acme", &[("authorization", &header)]).await;
     r.expect(StatusCode::OK);
     assert_eq!(r.body["role"], "service");
 }
@@ -180,7 +172,7 @@ async fn an_expired_grant_lets_nobody_in() {
     .await;
     app.clock.advance(Duration::from_secs(31));
     let header = basic("default", &visitor.creds.user_id, &visitor.token);
-    me_with(&app, "acme", &[("authorization", &header)])
+    app.me_with("acme", &[("authorization", &header)])
         .await
         .expect_error(StatusCode::FORBIDDEN, "permission_denied");
     // And it is no longer listed.
@@ -246,7 +238,7 @@ async fn malformed_basic_headers_are_401_with_a_basic_challenge() {
         ),
     ];
     for (name, header) in &cases {
-        let r = me_with(&app, "default", &[("authorization", header)]).await;
+        let r = app.me_with("default", &[("authorization", header)]).await;
         r.expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
         assert_eq!(
             r.header("www-authenticate").as_deref(),
@@ -255,8 +247,7 @@ async fn malformed_basic_headers_are_401_with_a_basic_challenge() {
         );
     }
     // The server keeps serving.
-    me_with(
-        &app,
+    app.me_with(
         "default",
         &[("authorization", &basic("default", user, &me.token))],
     )
@@ -271,8 +262,7 @@ async fn x_org_id_with_bearer_follows_the_same_rule() {
     let bearer = format!("Bearer {}", visitor.token);
 
     // Agreeing with the token, without a grant: refused; with one: admitted.
-    me_with(
-        &app,
+    app.me_with(
         "acme",
         &[("authorization", &bearer), ("x-org-id", "default")],
     )
@@ -284,12 +274,12 @@ async fn x_org_id_with_bearer_follows_the_same_rule() {
         json!({"source_org": "default", "user_id": visitor.creds.user_id, "role": "member"}),
     )
     .await;
-    let r = me_with(
-        &app,
-        "acme",
-        &[("authorization", &bearer), ("x-org-id", "default")],
-    )
-    .await;
+    let r = app
+        .me_with(
+            "acme",
+            &[("authorization", &bearer), ("x-org-id", "default")],
+        )
+        .await;
     r.expect(StatusCode::OK);
     assert_eq!(r.body["auth_method"], "bearer_cross_org");
     assert_eq!(r.body["home_org"], "default");
@@ -297,33 +287,28 @@ async fn x_org_id_with_bearer_follows_the_same_rule() {
 
     // Disagreeing with the token's organization: 401, whichever organization it names.
     for x_org in ["acme", "other"] {
-        me_with(
-            &app,
-            "acme",
-            &[("authorization", &bearer), ("x-org-id", x_org)],
-        )
-        .await
-        .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
+        app.me_with("acme", &[("authorization", &bearer), ("x-org-id", x_org)])
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
     }
     // Without X-ORG-ID the token of `default` is simply not a token of `acme`.
-    me_with(&app, "acme", &[("authorization", &bearer)])
+    app.me_with("acme", &[("authorization", &bearer)])
         .await
         .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
     // A malformed X-ORG-ID.
-    me_with(
-        &app,
+    app.me_with(
         "acme",
         &[("authorization", &bearer), ("x-org-id", "Not A Slug")],
     )
     .await
     .expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
     // Same organization everywhere: plain access.
-    let r = me_with(
-        &app,
-        "default",
-        &[("authorization", &bearer), ("x-org-id", "default")],
-    )
-    .await;
+    let r = app
+        .me_with(
+            "default",
+            &[("authorization", &bearer), ("x-org-id", "default")],
+        )
+        .await;
     r.expect(StatusCode::OK);
     assert_eq!(r.body["auth_method"], "bearer");
 }
@@ -334,12 +319,12 @@ async fn a_dpop_bound_token_is_refused_through_basic_and_across_orgs() {
     let key = DpopKey::es256();
     let token = bound_token(&app, &key).await;
     let owner = app.owner.user_id.clone();
-    let r = me_with(
-        &app,
-        "default",
-        &[("authorization", &basic("default", &owner, &token))],
-    )
-    .await;
+    let r = app
+        .me_with(
+            "default",
+            &[("authorization", &basic("default", &owner, &token))],
+        )
+        .await;
     r.expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
     assert_eq!(
         r.header("www-authenticate").as_deref(),
@@ -349,8 +334,7 @@ async fn a_dpop_bound_token_is_refused_through_basic_and_across_orgs() {
     // As DPoP with X-ORG-ID at another organization: refused before any grant is asked.
     app.create_org("acme").await;
     let proof = key.proof(&app, "GET", "/v1/acme/user/me", Some(&token));
-    me_with(
-        &app,
+    app.me_with(
         "acme",
         &[
             ("authorization", &format!("DPoP {token}")),
@@ -516,14 +500,14 @@ async fn cross_org_requests_are_audited_in_both_organizations() {
     let app = spawn_app().await;
     let (acme_owner, visitor) = two_orgs(&app).await;
     let header = basic("default", &visitor.creds.user_id, &visitor.token);
-    let denied = me_with(&app, "acme", &[("authorization", &header)]).await;
+    let denied = app.me_with("acme", &[("authorization", &header)]).await;
     grant(
         &app,
         &acme_owner,
         json!({"source_org": "default", "user_id": visitor.creds.user_id, "role": "member"}),
     )
     .await;
-    let admitted = me_with(&app, "acme", &[("authorization", &header)]).await;
+    let admitted = app.me_with("acme", &[("authorization", &header)]).await;
     admitted.expect(StatusCode::OK);
     let acme_id = keygate::admin::find_org(&app.state.storage, "acme")
         .await
@@ -579,7 +563,7 @@ async fn cross_org_traffic_has_its_own_rate_limit_per_source_user() {
     // burst goes through.
     let mut replies = Vec::new();
     for _ in 0..6 {
-        replies.push(me_with(&app, "acme", &[("authorization", &header)]).await);
+        replies.push(app.me_with("acme", &[("authorization", &header)]).await);
     }
     let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
     assert_eq!(
@@ -598,20 +582,20 @@ async fn cross_org_traffic_has_its_own_rate_limit_per_source_user() {
     }
     // A second later the allowance has grown by the rate (one request), not more.
     app.clock.advance(Duration::from_secs(1));
-    me_with(&app, "acme", &[("authorization", &header)])
+    app.me_with("acme", &[("authorization", &header)])
         .await
         .expect(StatusCode::OK);
-    me_with(&app, "acme", &[("authorization", &header)])
+    app.me_with("acme", &[("authorization", &header)])
         .await
         .expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // Three seconds later, the whole burst again.
     app.clock.advance(Duration::from_secs(3));
     for _ in 0..3 {
-        me_with(&app, "acme", &[("authorization", &header)])
+        app.me_with("acme", &[("authorization", &header)])
             .await
             .expect(StatusCode::OK);
     }
-    me_with(&app, "acme", &[("authorization", &header)])
+    app.me_with("acme", &[("authorization", &header)])
         .await
         .expect_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 
@@ -619,8 +603,7 @@ async fn cross_org_traffic_has_its_own_rate_limit_per_source_user() {
     let other = app
         .session(&app.create_user("default", Role::Member).await)
         .await;
-    me_with(
-        &app,
+    app.me_with(
         "acme",
         &[(
             "authorization",
@@ -630,8 +613,7 @@ async fn cross_org_traffic_has_its_own_rate_limit_per_source_user() {
     .await
     .expect(StatusCode::OK);
     for _ in 0..6 {
-        me_with(
-            &app,
+        app.me_with(
             "default",
             &[(
                 "authorization",

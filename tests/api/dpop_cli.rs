@@ -104,19 +104,6 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-async fn signin_with(app: &TestApp, proof: &str) -> reqwest::Response {
-    let o = &app.owner;
-    app.client
-        .post(app.url(SIGNIN))
-        .header("x-api-key", &o.api_key)
-        .header("x-api-key-id", &o.api_key_id)
-        .header("x-user-id", &o.user_id)
-        .header("DPoP", proof)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn me_with(app: &TestApp, token: &str, proof: &str) -> reqwest::Response {
     app.client
         .get(app.url(ME))
@@ -227,7 +214,8 @@ async fn cli_proofs_sign_in_and_reach_user_me_once_for_every_alg() {
         let header = header_of(&signin_proof);
         assert_eq!(header["alg"], alg);
 
-        let (status, body) = json(signin_with(&app, &signin_proof).await).await;
+        let (status, body) =
+            json(app.signin_with_proof(&app.owner, Some(&signin_proof)).await).await;
         assert_eq!(status, StatusCode::OK, "{alg}: {body}");
         assert_eq!(body["token_type"], "DPoP", "{alg}");
         let token = body["id_token"].as_str().unwrap().to_owned();
@@ -458,7 +446,7 @@ async fn curl_prints_paste_ready_headers_that_work() {
         .strip_prefix("-H 'DPoP: ")
         .and_then(|s| s.strip_suffix('\''))
         .unwrap_or_else(|| panic!("{out:?}"));
-    let (status, body) = json(signin_with(&app, signin_proof).await).await;
+    let (status, body) = json(app.signin_with_proof(&app.owner, Some(signin_proof)).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let token = body["id_token"].as_str().unwrap();
 

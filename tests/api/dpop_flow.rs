@@ -133,24 +133,10 @@ impl DpopKey {
 const SIGNIN: &str = "/v1/default/user/signin_with_api_key";
 const ME: &str = "/v1/default/user/me";
 
-async fn signin_with_proof(app: &TestApp, proof: Option<&str>) -> reqwest::Response {
-    let o = &app.owner;
-    let mut req = app
-        .client
-        .post(app.url(SIGNIN))
-        .header("x-api-key", &o.api_key)
-        .header("x-api-key-id", &o.api_key_id)
-        .header("x-user-id", &o.user_id);
-    if let Some(proof) = proof {
-        req = req.header("dpop", proof);
-    }
-    req.send().await.unwrap()
-}
-
 /// Signs in bound to `key`; returns the access token.
 pub async fn bound_token(app: &TestApp, key: &DpopKey) -> String {
     let proof = key.proof(app, "POST", SIGNIN, None);
-    let (status, body) = json(signin_with_proof(app, Some(&proof)).await).await;
+    let (status, body) = json(app.signin_with_proof(&app.owner, Some(&proof)).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "DPoP");
     body["id_token"].as_str().unwrap().to_owned()
@@ -347,7 +333,9 @@ async fn a_bad_proof_at_signin_is_a_400_and_iat_skew_of_10s_passes() {
     let now = app.now().timestamp();
     for (offset, ok) in [(-10, true), (10, true), (-301, false), (61, false)] {
         let (h, c) = key.parts("POST", &url, now + offset);
-        let res = signin_with_proof(&app, Some(&key.sign_parts(&h, &c))).await;
+        let res = app
+            .signin_with_proof(&app.owner, Some(&key.sign_parts(&h, &c)))
+            .await;
         let (status, body) = json(res).await;
         if ok {
             assert_eq!(status, StatusCode::OK, "{offset}: {body}");
@@ -356,7 +344,7 @@ async fn a_bad_proof_at_signin_is_a_400_and_iat_skew_of_10s_passes() {
             assert_eq!(error_code(&body), "invalid_dpop_proof");
         }
     }
-    let (status, body) = json(signin_with_proof(&app, Some("garbage")).await).await;
+    let (status, body) = json(app.signin_with_proof(&app.owner, Some("garbage")).await).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
@@ -372,8 +360,11 @@ async fn replays_are_per_key_and_concurrent_replays_succeed_once() {
     for key in [DpopKey::es256(), DpopKey::es256()] {
         let (h, mut c) = key.parts("POST", &url, now);
         c["jti"] = json!("shared-jti");
-        let (status, body) =
-            json(signin_with_proof(&app, Some(&key.sign_parts(&h, &c))).await).await;
+        let (status, body) = json(
+            app.signin_with_proof(&app.owner, Some(&key.sign_parts(&h, &c)))
+                .await,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     // One proof, sent at once by clients of their own (separate connections, so separate
@@ -433,14 +424,16 @@ async fn a_replay_is_remembered_for_the_whole_acceptance_window() {
     let (h, c) = key.parts("POST", &url, app.now().timestamp() + 60);
     let proof = key.sign_parts(&h, &c);
     assert_eq!(
-        signin_with_proof(&app, Some(&proof)).await.status(),
+        app.signin_with_proof(&app.owner, Some(&proof))
+            .await
+            .status(),
         StatusCode::OK
     );
     // The in-memory store expires its entries on the server's clock, so moving the test
     // clock does test its TTL; `replay_store::each_store_is_told_to_remember_a_proof_for_
     // its_whole_window` checks the TTL each store (memory and Redis) is handed.
     app.clock.advance(Duration::from_secs(360));
-    let (status, body) = json(signin_with_proof(&app, Some(&proof)).await).await;
+    let (status, body) = json(app.signin_with_proof(&app.owner, Some(&proof)).await).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "invalid_dpop_proof")
@@ -465,10 +458,18 @@ async fn behind_a_proxy_htu_is_checked_against_the_public_url() {
         &format!("https://AUTH.example.com:443{SIGNIN}?x=1"),
         now,
     );
-    let (status, body) = json(signin_with_proof(&app, Some(&key.sign_parts(&h, &c))).await).await;
+    let (status, body) = json(
+        app.signin_with_proof(&app.owner, Some(&key.sign_parts(&h, &c)))
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (h, c) = key.parts("POST", &format!("{}{SIGNIN}", app.address), now);
-    let (status, body) = json(signin_with_proof(&app, Some(&key.sign_parts(&h, &c))).await).await;
+    let (status, body) = json(
+        app.signin_with_proof(&app.owner, Some(&key.sign_parts(&h, &c)))
+            .await,
+    )
+    .await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),
@@ -484,7 +485,9 @@ async fn behind_a_proxy_htu_is_checked_against_the_public_url() {
 async fn server_nonces_are_demanded_handed_out_and_expire() {
     let app = spawn_app_with(|s| s.dpop.nonce = true).await;
     let key = DpopKey::es256();
-    let res = signin_with_proof(&app, Some(&key.proof(&app, "POST", SIGNIN, None))).await;
+    let res = app
+        .signin_with_proof(&app.owner, Some(&key.proof(&app, "POST", SIGNIN, None)))
+        .await;
     let nonce = res.headers()["dpop-nonce"].to_str().unwrap().to_owned();
     let (status, body) = json(res).await;
     assert_eq!(
@@ -498,7 +501,9 @@ async fn server_nonces_are_demanded_handed_out_and_expire() {
         c["nonce"] = json!(nonce);
         key.sign_parts(&h, &c)
     };
-    let res = signin_with_proof(&app, Some(&with_nonce(&nonce))).await;
+    let res = app
+        .signin_with_proof(&app.owner, Some(&with_nonce(&nonce)))
+        .await;
     assert!(
         res.headers().contains_key("dpop-nonce"),
         "every response carries a nonce"
@@ -533,7 +538,11 @@ async fn server_nonces_are_demanded_handed_out_and_expire() {
 
     // Two windows later the old nonce is refused.
     app.clock.advance(Duration::from_secs(600));
-    let (status, body) = json(signin_with_proof(&app, Some(&with_nonce(&nonce))).await).await;
+    let (status, body) = json(
+        app.signin_with_proof(&app.owner, Some(&with_nonce(&nonce)))
+            .await,
+    )
+    .await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "use_dpop_nonce")
@@ -543,7 +552,7 @@ async fn server_nonces_are_demanded_handed_out_and_expire() {
 #[tokio::test]
 async fn dpop_required_by_the_server_or_an_organization() {
     let app = spawn_app_with(|s| s.dpop.required = true).await;
-    let (status, body) = json(signin_with_proof(&app, None).await).await;
+    let (status, body) = json(app.signin_with_proof(&app.owner, None).await).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::BAD_REQUEST, "invalid_dpop_proof")

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate::auth::dpop::ReplayStore;
 use keygate::clock::{Clock, ManualClock};
 use keygate::config::Settings;
 use keygate::keys::signing::SigningAlg;
@@ -180,17 +181,27 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_store(configure, |store| store).await
+}
+
+/// `spawn_app_with`, with the replay store `wrap` makes of the configured one (built as
+/// the server builds it, on the test's clock).
+pub async fn spawn_app_with_store(
+    configure: impl FnOnce(&mut Settings),
+    wrap: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let db = TestDatabase::create(data_dir.path()).await;
     let mut settings = test_settings(data_dir.path(), &db);
     configure(&mut settings);
     let clock = Arc::new(ManualClock::starting_now());
-    let mut app = Application::build(settings, clock.clone())
+    let real = keygate::startup::replay_store(&settings.dpop, clock.clone())
+        .await
+        .expect("replay store");
+    let mut app = Application::build_with_replay_store(settings, clock.clone(), wrap(real))
         .await
         .expect("application builds");
-    let creds = app
-        .take_bootstrap_credentials()
-        .expect("bootstrap on an empty database");
+    let creds = app.take_bootstrap_credentials().expect("bootstrap");
     let owner = Credentials {
         org: creds.org,
         user_id: creds.user_id,
@@ -260,6 +271,20 @@ impl TestApp {
         }
         if let Some(v) = user_id {
             req = req.header("x-user-id", v);
+        }
+        req.send().await.expect("signin request")
+    }
+
+    /// Signs in with `creds` as their key's owner, with a `DPoP` proof when one is given.
+    pub async fn signin_with_proof(&self, creds: &Credentials, proof: Option<&str>) -> Response {
+        let mut req = self
+            .client
+            .post(self.url(&format!("/v1/{}/user/signin_with_api_key", creds.org)))
+            .header("x-api-key", &creds.api_key)
+            .header("x-api-key-id", &creds.api_key_id)
+            .header("x-user-id", &creds.user_id);
+        if let Some(proof) = proof {
+            req = req.header("dpop", proof);
         }
         req.send().await.expect("signin request")
     }

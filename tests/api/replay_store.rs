@@ -17,9 +17,7 @@ use keygate::startup::Application;
 use reqwest::StatusCode;
 
 use crate::dpop_flow::{DpopKey, bound_token};
-use crate::helpers::{
-    Credentials, TestApp, TestDatabase, error_code, json, spawn_app_with, test_settings,
-};
+use crate::helpers::{TestApp, error_code, json, spawn_app_with, spawn_app_with_store};
 
 pub const REDIS_ENV: &str = "KEYGATE_TEST_REDIS_URL";
 
@@ -192,47 +190,6 @@ impl ReplayStore for Recording {
     }
 }
 
-/// `spawn_app_with`, with the replay store `wrap` makes of the configured one (built as
-/// the server builds it, on the test's clock).
-pub async fn spawn_app_with_store(
-    configure: impl FnOnce(&mut Settings),
-    wrap: impl FnOnce(Arc<dyn ReplayStore>) -> Arc<dyn ReplayStore>,
-) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let db = TestDatabase::create(data_dir.path()).await;
-    let mut settings = test_settings(data_dir.path(), &db);
-    configure(&mut settings);
-    let clock = Arc::new(ManualClock::starting_now());
-    let real = keygate::startup::replay_store(&settings.dpop, clock.clone())
-        .await
-        .expect("replay store");
-    let mut app = Application::build_with_replay_store(settings, clock.clone(), wrap(real))
-        .await
-        .expect("application builds");
-    let creds = app.take_bootstrap_credentials().expect("bootstrap");
-    let owner = Credentials {
-        org: creds.org,
-        user_id: creds.user_id,
-        api_key_id: creds.api_key_id,
-        api_key: creds.api_key.expose().to_owned(),
-    };
-    let state = app.state().clone();
-    let address = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
-        state,
-        clock,
-        owner,
-        db,
-        data_dir,
-    }
-}
-
 /// Every store kind this run can test: memory always, Redis when configured.
 fn kinds() -> Vec<ReplayStoreKind> {
     let mut kinds = vec![ReplayStoreKind::Memory];
@@ -250,19 +207,6 @@ fn use_kind(settings: &mut Settings, kind: ReplayStoreKind, prefix: &str) {
 
 const SIGNIN: &str = "/v1/default/user/signin_with_api_key";
 const ME: &str = "/v1/default/user/me";
-
-async fn signin_with(app: &TestApp, proof: &str) -> reqwest::Response {
-    let o = &app.owner;
-    app.client
-        .post(app.url(SIGNIN))
-        .header("x-api-key", &o.api_key)
-        .header("x-api-key-id", &o.api_key_id)
-        .header("x-user-id", &o.user_id)
-        .header("dpop", proof)
-        .send()
-        .await
-        .unwrap()
-}
 
 /// The window is max_age + leeway + clock skew (+1 s for `iat`'s whole seconds), for
 /// every proof, whatever its `iat`: the store is told so, the store keeps it that long
@@ -303,7 +247,11 @@ async fn each_store_is_told_to_remember_a_proof_for_its_whole_window() {
         // is remembered for the whole window.
         for iat in [now + 60, now, now - 290] {
             let (h, c) = key.parts("POST", &url, iat);
-            let (status, body) = json(signin_with(&app, &key.sign_parts(&h, &c)).await).await;
+            let (status, body) = json(
+                app.signin_with_proof(&app.owner, Some(&key.sign_parts(&h, &c)))
+                    .await,
+            )
+            .await;
             assert_eq!(status, StatusCode::OK, "{kind:?} {body}");
             let (stored_key, ttl) = *recording.calls().last().unwrap();
             assert_eq!(
@@ -334,9 +282,14 @@ async fn each_store_is_told_to_remember_a_proof_for_its_whole_window() {
         // The first proof, replayed at the last second it could be accepted: refused.
         let (h, c) = key.parts("POST", &url, now + 60);
         let proof = key.sign_parts(&h, &c);
-        assert_eq!(signin_with(&app, &proof).await.status(), StatusCode::OK);
+        assert_eq!(
+            app.signin_with_proof(&app.owner, Some(&proof))
+                .await
+                .status(),
+            StatusCode::OK
+        );
         app.clock.advance(Duration::from_secs(360));
-        let (status, body) = json(signin_with(&app, &proof).await).await;
+        let (status, body) = json(app.signin_with_proof(&app.owner, Some(&proof)).await).await;
         assert_eq!(
             (status, error_code(&body)),
             (StatusCode::BAD_REQUEST, "invalid_dpop_proof"),

@@ -12,7 +12,7 @@ use keygate::types::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{expect_unauthorized, inactive, introspect, me_with};
+use super::{expect_unauthorized, inactive, introspect};
 use crate::helpers::{ALL_ALGS, TestApp, claims_of, spawn_app_with};
 
 /// Signs `header.claims` with keygate's active signing key, whatever the header says.
@@ -135,12 +135,9 @@ async fn forged_access_tokens_are_refused_for_each_check_of_their_own() {
             ),
         ] {
             let token = sign_with_keygates_key(&app, &h, &c).await;
-            let reply = me_with(
-                &app,
-                "default",
-                &[("authorization", &format!("Bearer {token}"))],
-            )
-            .await;
+            let reply = app
+                .me_with("default", &[("authorization", &format!("Bearer {token}"))])
+                .await;
             assert_eq!(
                 reply.status,
                 StatusCode::OK,

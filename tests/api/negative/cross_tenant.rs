@@ -7,7 +7,7 @@ use keygate::types::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{Client, client_credentials, expect_oauth_error, issuer_body, me_with, oauth, refresh};
+use super::{Client, client_credentials, expect_oauth_error, issuer_body, oauth, refresh};
 use crate::admin_helpers::Session;
 use crate::helpers::{Credentials, TestApp, spawn_app};
 
@@ -93,15 +93,15 @@ async fn another_orgs_grant_and_issuer_ids_are_not_found_and_stay_as_they_were()
         issuer_now.expect(StatusCode::OK),
         issuer.expect(StatusCode::CREATED)
     );
-    let visit = me_with(
-        &app,
-        "default",
-        &[
-            ("authorization", &format!("Bearer {}", b_owner.token)),
-            ("x-org-id", "acme"),
-        ],
-    )
-    .await;
+    let visit = app
+        .me_with(
+            "default",
+            &[
+                ("authorization", &format!("Bearer {}", b_owner.token)),
+                ("x-org-id", "acme"),
+            ],
+        )
+        .await;
     assert_eq!(visit.expect(StatusCode::OK)["role"], "member");
 }
 

@@ -136,15 +136,6 @@ pub fn basic(org: &str, user_id: &str, token: &str) -> String {
     )
 }
 
-/// `GET /v1/{org}/user/me` with these headers.
-pub async fn me_with(app: &TestApp, org: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = app.client.get(app.url(&format!("/v1/{org}/user/me")));
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    app.send(req).await
-}
-
 /// Asserts a 401 with this §6 code and an RFC 6750 / RFC 9449 / RFC 7617 challenge in
 /// `scheme` (`Bearer`, `DPoP` or `Basic`).
 #[track_caller]
@@ -187,8 +178,7 @@ pub async fn dpop_signin(app: &TestApp, creds: &Credentials, key: &DpopKey) -> V
 pub async fn me_dpop(app: &TestApp, org: &str, token: &str, key: &DpopKey) -> Reply {
     let path = format!("/v1/{org}/user/me");
     let proof = key.proof(app, "GET", &path, Some(token));
-    me_with(
-        app,
+    app.me_with(
         org,
         &[
             ("authorization", &format!("DPoP {token}")),

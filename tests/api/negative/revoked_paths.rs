@@ -11,7 +11,7 @@ use keygate::types::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use super::{basic, dpop_signin, expect_unauthorized, issuer_body, me_dpop, me_with};
+use super::{basic, dpop_signin, expect_unauthorized, issuer_body, me_dpop};
 use crate::admin_helpers::{Reply, Session};
 use crate::dpop_flow::DpopKey;
 use crate::helpers::{TestApp, spawn_app};
@@ -59,8 +59,7 @@ async fn every_presentation(
         (
             "Basic, same organization",
             "Basic",
-            me_with(
-                app,
+            app.me_with(
                 "default",
                 &[("authorization", &basic("default", user, token))],
             )
@@ -69,18 +68,13 @@ async fn every_presentation(
         (
             "Basic, cross-organization",
             "Basic",
-            me_with(
-                app,
-                "acme",
-                &[("authorization", &basic("default", user, token))],
-            )
-            .await,
+            app.me_with("acme", &[("authorization", &basic("default", user, token))])
+                .await,
         ),
         (
             "Bearer + X-ORG-ID, cross-organization",
             "Bearer",
-            me_with(
-                app,
+            app.me_with(
                 "acme",
                 &[("authorization", &bearer), ("x-org-id", "default")],
             )
@@ -89,8 +83,7 @@ async fn every_presentation(
         (
             "Bearer + X-ORG-ID, same organization",
             "Bearer",
-            me_with(
-                app,
+            app.me_with(
                 "default",
                 &[("authorization", &bearer), ("x-org-id", "default")],
             )
@@ -192,8 +185,7 @@ async fn basic_with_an_x_org_id_naming_another_organization_is_refused() {
     let credential = basic("default", user, &v.bearer.token);
     for path_org in ["default", "acme"] {
         // Agreeing with the Basic username: accepted.
-        me_with(
-            &app,
+        app.me_with(
             path_org,
             &[("authorization", &credential), ("x-org-id", "default")],
         )
@@ -201,12 +193,12 @@ async fn basic_with_an_x_org_id_naming_another_organization_is_refused() {
         .expect(StatusCode::OK);
         // Naming another organization, existing or not (README: 401 `invalid_token`).
         for x_org in ["acme", "nowhere"] {
-            let reply = me_with(
-                &app,
-                path_org,
-                &[("authorization", &credential), ("x-org-id", x_org)],
-            )
-            .await;
+            let reply = app
+                .me_with(
+                    path_org,
+                    &[("authorization", &credential), ("x-org-id", x_org)],
+                )
+                .await;
             expect_unauthorized(&reply, "invalid_token", "Basic");
         }
     }

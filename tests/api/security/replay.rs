@@ -13,8 +13,8 @@ use keygate::config::ReplayStoreKind;
 use reqwest::StatusCode;
 
 use crate::dpop_flow::{DpopKey, bound_token};
-use crate::helpers::{TestApp, error_code, json, spawn_app_with};
-use crate::replay_store::{REDIS_ENV, spawn_app_with_store};
+use crate::helpers::{TestApp, error_code, json, spawn_app_with, spawn_app_with_store};
+use crate::replay_store::REDIS_ENV;
 
 const SIGNIN: &str = "/v1/default/user/signin_with_api_key";
 const ME: &str = "/v1/default/user/me";
@@ -24,19 +24,6 @@ async fn me(app: &TestApp, token: &str, proof: &str) -> reqwest::Response {
     app.client
         .get(app.url(ME))
         .header("authorization", format!("DPoP {token}"))
-        .header("dpop", proof)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn signin(app: &TestApp, proof: &str) -> reqwest::Response {
-    let o = &app.owner;
-    app.client
-        .post(app.url(SIGNIN))
-        .header("x-api-key", &o.api_key)
-        .header("x-api-key-id", &o.api_key_id)
-        .header("x-user-id", &o.user_id)
         .header("dpop", proof)
         .send()
         .await
@@ -137,7 +124,8 @@ async fn a_flood_of_proofs_beyond_the_capacity_never_lets_a_used_proof_through()
     }
     // The sign-in and the token endpoint refuse too.
     assert_unavailable(
-        signin(&app, &key.proof(&app, "POST", SIGNIN, None)).await,
+        app.signin_with_proof(&app.owner, Some(&key.proof(&app, "POST", SIGNIN, None)))
+            .await,
         false,
     )
     .await;
@@ -178,11 +166,11 @@ async fn a_flood_of_sign_ins_never_lets_a_sign_in_proof_be_replayed() {
     for _ in 0..2 * CAPACITY {
         let key = DpopKey::es256();
         let proof = key.proof(&app, "POST", SIGNIN, None);
-        let res = signin(&app, &proof).await;
+        let res = app.signin_with_proof(&app.owner, Some(&proof)).await;
         sent.push((proof, res.status()));
     }
     for (proof, first) in &sent {
-        let res = signin(&app, proof).await;
+        let res = app.signin_with_proof(&app.owner, Some(proof)).await;
         let (status, body) = json(res).await;
         assert_ne!(
             status,
@@ -232,7 +220,8 @@ async fn assert_every_dpop_endpoint_refuses(app: &TestApp, key: &DpopKey, token:
     )
     .await;
     assert_unavailable(
-        signin(app, &key.proof(app, "POST", SIGNIN, None)).await,
+        app.signin_with_proof(&app.owner, Some(&key.proof(app, "POST", SIGNIN, None)))
+            .await,
         false,
     )
     .await;
