@@ -177,8 +177,10 @@ pub async fn update(
         return Ok(user);
     }
     let user = write(state, actor, id, current, change).await?;
-    // Disabling and demotion end the user's sessions, as subject and as actor.
-    if disable || role.is_some_and(|r| r.rank() < current.rank()) {
+    // Disabling and any change of rank end the user's sessions, as subject and as actor: a
+    // demoted user keeps no rights it lost, and a promoted user's sessions, including those
+    // an admin opened acting for it, never carry the new rank to someone it now outranks.
+    if disable || role.is_some_and(|r| r.rank() != current.rank()) {
         end_sessions(state, actor, &user.id).await?;
     }
     state.audit.record(crate::audit::AuditEvent {

@@ -177,6 +177,42 @@ async fn demoting_an_actor_ends_the_sessions_it_acts_in() {
     offboarding_ends_the_sessions_a_user_acts_in(Offboard::DemoteToMember).await;
 }
 
+/// Admin A acts for member U; the owner promotes U to owner. The acting session would now
+/// carry owner rights to A (the caller's rights are U's stored role), so a change of rank
+/// ends U's sessions, the acting one included, at once on this node and within the
+/// window on the other; none of them refreshes, and U signs in again with its own key.
+#[tokio::test]
+async fn promoting_a_subject_ends_the_sessions_an_admin_acts_in_for_it() {
+    let app = spawn_app_with(|s| s.server.public_url = Some(PUBLIC_URL.into())).await;
+    let other = second_node(&app).await;
+    let owner = app.session(&app.owner).await;
+    let a = app.create_user("default", Role::Admin).await;
+    let u = app.create_user("default", Role::Member).await;
+    let acting = sign_in_as(&app, &a, &u.user_id).await;
+    let own = sign_in_as(&app, &u, &u.user_id).await;
+    assert_accepted(&app, &other, &acting.access, "acting, other node, before").await;
+
+    let path = format!("/v1/default/users/{}", u.user_id);
+    let reply = app
+        .patch_as(&owner.token, &path, &json!({"role": "owner"}))
+        .await;
+    assert!(reply.status.is_success(), "{}", reply.body);
+
+    assert_refused(
+        &app,
+        &app.address,
+        &acting.access,
+        "acting, after promotion",
+    )
+    .await;
+    app.clock.advance(STALENESS + Duration::from_secs(1));
+    assert_refused(&app, &other, &acting.access, "acting, other node").await;
+    assert_refresh_refused(&app, &acting.refresh, "acting refresh").await;
+    assert_refused(&app, &app.address, &own.access, "U's own, after promotion").await;
+    let again = sign_in_as(&app, &u, &u.user_id).await;
+    assert_accepted(&app, &other, &again.access, "U signs in again").await;
+}
+
 /// A user's role and whether it is disabled.
 type UserState = (Role, bool);
 
