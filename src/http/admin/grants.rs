@@ -89,12 +89,15 @@ pub async fn create_grant(
             .map(|t| parse_time(t, "expires_at"))
             .transpose()?,
     };
-    idempotent(&state, &actor, &req, &json, None, || async {
-        let grant = admin::grants::create(&state, &actor, new).await?;
-        Ok((
-            StatusCode::CREATED,
-            to_value(grant_json(grant, &actor.org.slug)),
-        ))
+    idempotent(&state, &actor, &req, &json, None, {
+        let (state, actor) = (state.clone(), actor.clone());
+        move || async move {
+            let grant = admin::grants::create(&state, &actor, new).await?;
+            Ok((
+                StatusCode::CREATED,
+                to_value(grant_json(grant, &actor.org.slug)),
+            ))
+        }
     })
     .await
 }

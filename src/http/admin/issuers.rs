@@ -91,9 +91,12 @@ pub async fn create_issuer(
         subject_claim: value.subject_claim.unwrap_or_else(|| "sub".into()),
         algorithms: value.algorithms,
     };
-    idempotent(&state, &actor, &req, &json, None, || async {
-        let issuer = admin::issuers::create(&state, &actor, new).await?;
-        Ok((StatusCode::CREATED, to_value(issuer_json(issuer))))
+    idempotent(&state, &actor, &req, &json, None, {
+        let (state, actor) = (state.clone(), actor.clone());
+        move || async move {
+            let issuer = admin::issuers::create(&state, &actor, new).await?;
+            Ok((StatusCode::CREATED, to_value(issuer_json(issuer))))
+        }
     })
     .await
 }

@@ -149,20 +149,16 @@ pub async fn create_key(
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::new(caller);
     let input = body.value.parse()?;
-    idempotent(
-        &state,
-        &actor,
-        &req,
-        &body.json,
-        Some(SECRET_FIELD),
-        || async {
+    idempotent(&state, &actor, &req, &body.json, Some(SECRET_FIELD), {
+        let (state, actor) = (state.clone(), actor.clone());
+        move || async move {
             let created = admin::keys::create(&state, &actor, input).await?;
             Ok((
                 StatusCode::CREATED,
                 created_key_json(created, state.clock.now()),
             ))
-        },
-    )
+        }
+    })
     .await
 }
 
@@ -235,19 +231,15 @@ pub async fn rotate_key(
         Some(text) => parse_duration(text, "grace_period")?,
         None => std::time::Duration::ZERO,
     };
-    idempotent(
-        &state,
-        &actor,
-        &req,
-        &body.json,
-        Some(SECRET_FIELD),
-        || async {
+    idempotent(&state, &actor, &req, &body.json, Some(SECRET_FIELD), {
+        let (state, actor) = (state.clone(), actor.clone());
+        move || async move {
             let created = admin::keys::rotate(&state, &actor, &path.1, grace).await?;
             Ok((
                 StatusCode::CREATED,
                 created_key_json(created, state.clock.now()),
             ))
-        },
-    )
+        }
+    })
     .await
 }

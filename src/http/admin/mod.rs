@@ -73,7 +73,7 @@ async fn idempotent<F, Fut>(
 ) -> Result<HttpResponse, ApiError>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(StatusCode, Value), ApiError>>,
+    Fut: Future<Output = Result<(StatusCode, Value), ApiError>> + 'static,
 {
     let respond = |(status, body): (StatusCode, Value)| HttpResponse::build(status).json(body);
     let Some(header) = req.headers().get("idempotency-key") else {
@@ -112,28 +112,42 @@ where
                 .insert_header(("idempotent-replayed", "true"))
                 .json(stored.body))
         }
-        Begin::Run(ticket) => match run().await {
-            Ok((status, response)) => {
-                if let Err(err) = idempotency::finish(
-                    state,
-                    ticket,
-                    status.as_u16(),
-                    response.clone(),
-                    secret_field,
-                )
-                .await
-                {
-                    tracing::error!(error = %err, "storing an idempotent response failed");
+        // The operation and the bookkeeping of its key run in a task of their own: a client
+        // that disconnects cancels this handler, not the task, so an operation that
+        // committed is always finished (and never run twice by a retry), and one that failed
+        // always releases the key. Only a crash between the two leaves the key reserved
+        // until its lease ends (docs/admin-api.md).
+        Begin::Run(ticket) => {
+            let state = state.clone();
+            let operation = run();
+            let task = actix_web::rt::spawn(async move {
+                let result = operation.await;
+                match &result {
+                    Ok((status, response)) => {
+                        let finished = idempotency::finish(
+                            &state,
+                            ticket,
+                            status.as_u16(),
+                            response.clone(),
+                            secret_field,
+                        );
+                        if let Err(err) = finished.await {
+                            tracing::error!(error = %err, "storing an idempotent response failed");
+                        }
+                    }
+                    Err(_) => {
+                        if let Err(e) = idempotency::abandon(&state, ticket).await {
+                            tracing::error!(error = %e, "releasing an idempotency key failed");
+                        }
+                    }
                 }
-                Ok(respond((status, response)))
+                result
+            });
+            match task.await {
+                Ok(result) => result.map(respond),
+                Err(err) => Err(ApiError::internal(&err)),
             }
-            Err(err) => {
-                if let Err(e) = idempotency::abandon(state, ticket).await {
-                    tracing::error!(error = %e, "releasing an idempotency key failed");
-                }
-                Err(err)
-            }
-        },
+        }
     }
 }
 

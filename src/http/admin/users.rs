@@ -99,13 +99,16 @@ pub async fn create_user(
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::new(caller);
     let JsonBody { value, json } = body;
-    idempotent(&state, &actor, &req, &json, None, || async {
-        let role = value.role.unwrap_or(Role::Member);
-        let user = admin::users::create(&state, &actor, &value.email, value.name, role).await?;
-        Ok((
-            StatusCode::CREATED,
-            to_value(user_json(user, &actor.org.slug)),
-        ))
+    idempotent(&state, &actor, &req, &json, None, {
+        let (state, actor) = (state.clone(), actor.clone());
+        move || async move {
+            let role = value.role.unwrap_or(Role::Member);
+            let user = admin::users::create(&state, &actor, &value.email, value.name, role).await?;
+            Ok((
+                StatusCode::CREATED,
+                to_value(user_json(user, &actor.org.slug)),
+            ))
+        }
     })
     .await
 }
