@@ -271,7 +271,7 @@ pub struct AuditSettings {
     /// Events each of the two queues (security events; failed authentications) holds
     /// while the writer catches up. Past it, events of that queue are dropped and counted.
     pub queue_capacity: usize,
-    /// Events older than this are deleted by housekeeping.
+    /// Events older than this are deleted by housekeeping; zero keeps them forever.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
 }

@@ -87,10 +87,15 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
             storage::idempotency::purge_expired(db, now, n)
         })
         .await?,
-        audit_events: drain(limit, pause, |n| {
-            storage::audit::purge_before(db, audit_cutoff, n)
-        })
-        .await?,
+        // `audit.retention = "0s"` keeps the audit log forever, never "delete everything".
+        audit_events: if settings.audit.retention.is_zero() {
+            0
+        } else {
+            drain(limit, pause, |n| {
+                storage::audit::purge_before(db, audit_cutoff, n)
+            })
+            .await?
+        },
     })
 }
 

@@ -103,7 +103,10 @@ fn public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0            // site-local (deprecated) fec0::/10
         || (s[0] & 0xff00) == 0xff00            // multicast
         || (s[0] == 0x2001 && s[1] == 0x0db8)   // documentation
-        || (s[0] == 0x2001 && s[1] == 0)) // Teredo 2001::/32
+        || (s[0] == 0x2001 && s[1] == 0)        // Teredo 2001::/32
+        // Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's
+        // prefix length, so the whole /48 is refused.
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1))
 }
 
 /// The IPv4 address carried by an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
@@ -258,6 +261,8 @@ mod tests {
             "::ffff:169.254.169.254",
             "::10.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:a9fe:a9fe::",
             "2002:a9fe:a9fe::1",
         ] {
             assert!(!SERVER.allows(ip(refused)), "{refused}");

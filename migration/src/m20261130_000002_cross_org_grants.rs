@@ -1,4 +1,4 @@
-//! Cross-organization grants (README, "Cross-organization access"): organization `org_id` lets users of
+//! Cross-organization grants (DESIGN §5.5): organization `org_id` lets users of
 //! `source_org_id` (one user, or all when `user_id` is NULL) work in it with `role`.
 
 use sea_orm_migration::{prelude::*, schema::*};

@@ -1,4 +1,4 @@
-//! Trusted identity providers (README, "Trusted identity providers"): an organization accepts tokens of an
+//! Trusted identity providers (DESIGN §5.5.1): an organization accepts tokens of an
 //! external OpenID provider for its users, matched by `users.external_subject`.
 
 use sea_orm_migration::{prelude::*, schema::*};

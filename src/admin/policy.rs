@@ -142,8 +142,8 @@ pub enum Target<'a> {
     /// A listing as a whole (members' listings are narrowed to their own, not refused).
     Listing,
     /// A key owned by `owner` (`id: None`: one about to be created). For creating and
-    /// rotating: `owner_role` is the owner's stored role (`None`: no such user, so nothing
-    /// can be issued), `scopes` the scopes the new secret would carry (`None`: the
+    /// rotating: `owner_role` is the owner's stored role (`None`: not known here; the
+    /// operation itself refuses a key for a user that does not exist), `scopes` the scopes the new secret would carry (`None`: the
     /// caller's own).
     Key {
         owner: &'a str,

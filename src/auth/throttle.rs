@@ -209,7 +209,7 @@ impl TrustedProxies {
                     Some((addr, prefix)) => (addr, Some(prefix)),
                     None => (entry.trim(), None),
                 };
-                let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+                let addr = addr.parse::<IpAddr>().map_err(|_| bad())?.to_canonical();
                 let max = if addr.is_ipv4() { 32 } else { 128 };
                 let prefix = match prefix {
                     Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
@@ -222,6 +222,8 @@ impl TrustedProxies {
     }
 
     fn contains(&self, ip: IpAddr) -> bool {
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+        let ip = ip.to_canonical();
         self.0.iter().any(|(net, prefix)| match (net, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 masked(u32::from(*net).into(), *prefix, 32)
@@ -242,6 +244,7 @@ impl TrustedProxies {
         peer: IpAddr,
         forwarded_for: impl Iterator<Item = &'a str>,
     ) -> IpAddr {
+        let peer = peer.to_canonical();
         if self.0.is_empty() || !self.contains(peer) {
             return peer;
         }
@@ -252,7 +255,7 @@ impl TrustedProxies {
                 break;
             }
             match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => client = ip,
+                Ok(ip) => client = ip.to_canonical(),
                 Err(_) => break,
             }
         }

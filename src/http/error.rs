@@ -168,7 +168,8 @@ impl ApiError {
                 return ApiError::new(StatusCode::FORBIDDEN, "permission_denied", message);
             }
             AccessError::CrossOrg(CrossOrgError::RateLimited) => {
-                return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+                // The limit refills every second (`cross_org.rate_per_second`).
+                return ApiError::rate_limited(message, 1);
             }
             AccessError::UnknownOrganization => {
                 return ApiError::new(StatusCode::NOT_FOUND, "unknown_organization", message);
@@ -273,9 +274,6 @@ impl From<StorageError> for ApiError {
 
 impl From<SigninError> for ApiError {
     fn from(err: SigninError) -> Self {
-        if let SigninError::RateLimited { retry_after } = err {
-            return ApiError::rate_limited(err.to_string(), retry_after);
-        }
         let status = match err {
             SigninError::MissingApiKey | SigninError::MissingUserId => StatusCode::BAD_REQUEST,
             SigninError::UnknownOrganization => StatusCode::NOT_FOUND,
@@ -283,7 +281,9 @@ impl From<SigninError> for ApiError {
             | SigninError::ExpiredApiKey
             | SigninError::RevokedApiKey => StatusCode::UNAUTHORIZED,
             SigninError::PermissionDenied => StatusCode::FORBIDDEN,
-            SigninError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            SigninError::RateLimited { retry_after } => {
+                return ApiError::rate_limited(err.to_string(), retry_after);
+            }
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => {
                 return ApiError::replay_store_unavailable();
             }

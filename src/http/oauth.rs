@@ -55,11 +55,7 @@ impl ResponseError for OAuthResponse {
         if let Some(nonce) = &self.nonce {
             response.insert_header((super::DPOP_NONCE, nonce.clone()));
         }
-        let retry_after = self.error.retry_after.or_else(|| {
-            (self.error.code == ErrorCode::TemporarilyUnavailable)
-                .then_some(u64::from(crate::auth::dpop::REPLAY_RETRY_AFTER_SECS))
-        });
-        if let Some(seconds) = retry_after {
+        if let Some(seconds) = self.error.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         response.json(OAuthErrorBody {

@@ -132,9 +132,10 @@ impl From<DpopError> for OAuthError {
     fn from(err: DpopError) -> Self {
         match err {
             DpopError::UseNonce => OAuthError::new(ErrorCode::UseDpopNonce, err.to_string()),
-            DpopError::ReplayStoreUnavailable => {
-                OAuthError::new(ErrorCode::TemporarilyUnavailable, err.to_string())
-            }
+            DpopError::ReplayStoreUnavailable => OAuthError {
+                retry_after: Some(u64::from(crate::auth::dpop::REPLAY_RETRY_AFTER_SECS)),
+                ..OAuthError::new(ErrorCode::TemporarilyUnavailable, err.to_string())
+            },
             other => OAuthError::new(ErrorCode::InvalidDpopProof, other.to_string()),
         }
     }

@@ -234,3 +234,17 @@ async fn revocations_outlive_their_tokens_by_the_leeway() {
     assert!(!revoked_jtis(&db).await.contains(&jti));
     db.close().await.ok();
 }
+
+/// `audit.retention = "0s"` keeps the audit log forever: it never means "older than now".
+#[tokio::test]
+async fn a_zero_audit_retention_keeps_every_event() {
+    let app = spawn_app_with(|s| s.audit.retention = Duration::ZERO).await;
+    app.signin(&app.owner).await;
+    app.flush_audit().await;
+    let before = app.audit_events("default").await.len();
+    assert!(before > 0, "the sign-in was audited");
+    app.clock.advance(Duration::from_secs(400 * 86_400));
+    let purged = run_once(&app.state, app.now()).await.expect("a pass");
+    assert_eq!(purged.audit_events, 0, "{purged:?}");
+    assert_eq!(app.audit_events("default").await.len(), before);
+}
