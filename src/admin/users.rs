@@ -177,6 +177,10 @@ pub async fn update(
         return Ok(user);
     }
     let user = write(state, actor, id, current, change).await?;
+    // A promotion, once committed, revokes the user's keys issued by someone now below it.
+    if let Some(raised) = role.filter(|r| r.rank() > current.rank()) {
+        super::keys::revoke_outranked(state, actor, &user.id, raised).await?;
+    }
     // Disabling and demotion end the user's sessions, as subject and as actor.
     if disable || role.is_some_and(|r| r.rank() < current.rank()) {
         end_sessions(state, actor, &user.id).await?;
