@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use keygate::types::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -170,6 +172,84 @@ async fn a_key_issued_while_acting_for_a_member_counts_as_the_actors() {
     assert_revoked(
         signin_outcome(&app, &held_by_admin).await,
         "created by an admin acting for the member",
+    );
+    assert_eq!(signin_outcome(&app, &member).await.0, StatusCode::OK);
+}
+
+/// The issuer's rank is the lower of its role at issuance and its role now: an owner who
+/// issued a member's key and was then demoted to admin loses it when the member becomes
+/// owner; a key issued by an owner who is still one survives.
+#[tokio::test]
+async fn an_issuer_demoted_since_issuance_is_judged_by_its_role_now() {
+    let app = spawn_app().await;
+    let boss = app.session(&app.owner).await;
+    let ex_owner = app
+        .session(&app.create_user("default", Role::Owner).await)
+        .await;
+    let member = app.create_user("default", Role::Member).await;
+    let kept = create_for(&app, &ex_owner.token, &member.user_id).await;
+    let by_boss = create_for(&app, &boss.token, &member.user_id).await;
+    promote(&app, &boss, &ex_owner.creds.user_id, "admin").await;
+
+    promote(&app, &boss, &member.user_id, "owner").await;
+    assert_revoked(
+        signin_outcome(&app, &kept).await,
+        "issued by an owner since demoted",
+    );
+    assert_eq!(signin_outcome(&app, &by_boss).await.0, StatusCode::OK);
+}
+
+/// A caller from another organization is judged by the role its grant gave, not the one
+/// it holds at home: an owner of `default` with an `admin` grant in `acme` loses the key it
+/// created for an acme member when that member becomes an acme owner.
+#[tokio::test]
+async fn a_cross_organization_issuer_is_judged_by_its_grants_role() {
+    let app = spawn_app().await;
+    let acme_owner = app.session(&app.create_org("acme").await).await;
+    let member = app.create_user("acme", Role::Member).await;
+    let visitor = app.session(&app.owner).await;
+    app.post_as(
+        &acme_owner.token,
+        "/v1/acme/cross_org_grants",
+        &json!({"source_org": "default", "user_id": visitor.creds.user_id, "role": "admin"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "default_{}:{}",
+            visitor.creds.user_id, visitor.token
+        ))
+    );
+    let reply = app
+        .send(
+            app.client
+                .post(app.url("/v1/acme/api_keys"))
+                .header("authorization", basic)
+                .json(&json!({"name": "visitor's", "user_id": member.user_id})),
+        )
+        .await;
+    reply.expect(StatusCode::CREATED);
+    let held_by_visitor = Credentials {
+        org: "acme".into(),
+        ..app.creds_from(&reply)
+    };
+    assert_eq!(
+        signin_outcome(&app, &held_by_visitor).await.0,
+        StatusCode::OK
+    );
+
+    app.patch_as(
+        &acme_owner.token,
+        &format!("/v1/acme/users/{}", member.user_id),
+        &json!({"role": "owner"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_revoked(
+        signin_outcome(&app, &held_by_visitor).await,
+        "issued through an admin grant",
     );
     assert_eq!(signin_outcome(&app, &member).await.0, StatusCode::OK);
 }
