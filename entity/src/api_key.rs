@@ -25,6 +25,13 @@ pub struct Model {
     /// during a rotation's grace period).
     pub revoked_at: Option<DateTimeUtc>,
     pub last_used_at: Option<DateTimeUtc>,
+    /// Who issued the key through the admin API: the caller's user id (for a caller from
+    /// another organization, its id there; for a session acting for a user, the actor).
+    /// `None`: the operator, through the CLI or the bootstrap.
+    pub created_by_user_id: Option<String>,
+    /// The role the issuer held in the key's organization when it issued the key (for a
+    /// cross-organization caller, the role its grant gave). Set with `created_by_user_id`.
+    pub created_by_role: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

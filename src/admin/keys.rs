@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::api_key;
 
 use super::policy::{Action, Actor, Target};
-use super::{AdminError, CreatedKey, NewKey};
+use super::{AdminError, CreatedKey, Issuer, NewKey};
 use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
 use crate::storage::page::{Page, PageRequest};
@@ -63,6 +63,17 @@ pub async fn list(
         filter.user_id = Some(actor.user_id.clone());
     }
     Ok(storage::api_keys::page(&state.storage, &actor.org.id, &filter, page).await?)
+}
+
+/// Who a key issued by this request is recorded as issued by: the user holding the caller's
+/// token (when acting, the actor, not the subject), with the role the caller has here (for
+/// a cross-organization caller, its grant's; when acting, the subject's, which does not
+/// exceed the actor's).
+fn issuer(actor: &Actor) -> Issuer {
+    Issuer {
+        user_id: actor.act.clone().unwrap_or_else(|| actor.user_id.clone()),
+        role: actor.role,
+    }
 }
 
 async fn find(state: &AppState, actor: &Actor, id: &str) -> Result<api_key::Model, AdminError> {
@@ -127,21 +138,23 @@ pub async fn create(
                 .map_err(|_| AdminError::Invalid("`expires_at` must be in the future".into()))?,
         ),
     };
-    let created = super::create_key(
+    let created = super::issue_key(
         &state.storage,
         &state.pepper,
         state.clock.as_ref(),
         &state.settings.api_keys,
         &actor.org,
         NewKey {
-            user_id: owner,
+            user_id: owner.clone(),
             name: input.name,
             duration,
             environment: input.environment,
             scopes: Some(scopes),
         },
+        Some(&issuer(actor)),
     )
-    .await?;
+    .await
+    .map_err(|e| outranked(state, actor, Action::KeysCreate, &owner, e))?;
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("api_key"),
         target_id: Some(created.key.id.clone()),
@@ -204,7 +217,7 @@ pub async fn rotate(
             scopes: Some(&scopes),
         },
     )?;
-    let created = super::rotate_key(
+    let created = super::rotate_key_as(
         &state.storage,
         &state.pepper,
         state.clock.as_ref(),
@@ -212,8 +225,20 @@ pub async fn rotate(
         &actor.org,
         &key.id,
         grace,
+        Some(&issuer(actor)),
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        outranked(
+            state,
+            actor,
+            Action::KeysRotate {
+                immediate: grace.is_zero(),
+            },
+            &key.user_id,
+            e,
+        )
+    })?;
     state.revocations.forget_sessions();
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("api_key"),
@@ -222,4 +247,95 @@ pub async fn rotate(
         ..actor.event("api_key.rotated")
     });
     Ok(created)
+}
+
+/// A refusal by [`super::issue_key`] (the owner was promoted above the caller while the key
+/// was being issued) is audited like the policy's own refusals.
+fn outranked(
+    state: &AppState,
+    actor: &Actor,
+    action: Action,
+    owner: &str,
+    error: AdminError,
+) -> AdminError {
+    match error {
+        AdminError::Denied(denial) => actor.deny(
+            state,
+            action,
+            Target::Key {
+                owner,
+                owner_role: None,
+                id: None,
+                scopes: None,
+            },
+            denial,
+        ),
+        other => other,
+    }
+}
+
+/// Whether the issuer of `key` ranks at least `role`: judged by the lower of the role it
+/// held when it issued the key and, when it is a user of this organization, the role it
+/// holds now (a disabled or deleted issuer ranks below everyone). Operator-issued keys
+/// (no issuer) and a user's own keys always pass.
+async fn issuer_ranks_at_least(
+    state: &AppState,
+    key: &api_key::Model,
+    role: Role,
+) -> Result<bool, AdminError> {
+    let Some(issuer_id) = key.created_by_user_id.as_deref() else {
+        return Ok(true);
+    };
+    if issuer_id == key.user_id {
+        return Ok(true);
+    }
+    let at_issuance = key
+        .created_by_role
+        .as_deref()
+        .and_then(|r| r.parse::<Role>().ok());
+    if !at_issuance.is_some_and(|r| r.ranks_at_least(role)) {
+        return Ok(false);
+    }
+    Ok(
+        match storage::users::get(&state.storage, &key.org_id, issuer_id).await? {
+            // An issuer from another organization: only its role at issuance is known here.
+            None => true,
+            Some(u) if u.disabled || u.deleted_at.is_some() => false,
+            Some(u) => u.role.parse::<Role>().is_ok_and(|r| r.ranks_at_least(role)),
+        },
+    )
+}
+
+/// After `user_id` was raised to `role` (the new role already committed): revokes that
+/// user's keys whose issuer ranks below `role` (see [`issuer_ranks_at_least`]) and ends
+/// their sessions, each audited as `api_key.revoked` with reason `owner_outranks_issuer`.
+/// Together with the re-check in [`super::issue_key`], a key issued concurrently with the
+/// promotion is caught by one side or the other.
+pub async fn revoke_outranked(
+    state: &AppState,
+    actor: &Actor,
+    user_id: &str,
+    role: Role,
+) -> Result<(), AdminError> {
+    let now = state.clock.now();
+    let keys =
+        storage::api_keys::issued_by_others(&state.storage, &actor.org.id, user_id, now).await?;
+    let mut revoked = false;
+    for key in keys {
+        if issuer_ranks_at_least(state, &key, role).await? {
+            continue;
+        }
+        super::revoke_key(&state.storage, state.clock.as_ref(), &actor.org, &key.id).await?;
+        revoked = true;
+        state.audit.record(crate::audit::AuditEvent {
+            target_type: Some("api_key"),
+            target_id: Some(key.id),
+            reason: Some("owner_outranks_issuer".into()),
+            ..actor.event("api_key.revoked")
+        });
+    }
+    if revoked {
+        state.revocations.forget_sessions();
+    }
+    Ok(())
 }

@@ -293,6 +293,16 @@ fn lifetime(
         .map_err(|_| AdminError::Invalid("the duration is too long".into()))
 }
 
+/// Who issues a key through the admin API, as `api_keys.created_by_user_id` and
+/// `created_by_role` record it (the CLI and the bootstrap issue as the operator: `None`).
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    pub user_id: String,
+    /// The role the issuer holds in the key's organization now.
+    pub role: Role,
+}
+
+/// Creates a key as the operator (no issuer recorded).
 pub async fn create_key(
     storage: &Storage,
     pepper: &Pepper,
@@ -300,6 +310,24 @@ pub async fn create_key(
     settings: &ApiKeySettings,
     org: &organization::Model,
     new: NewKey,
+) -> Result<CreatedKey, AdminError> {
+    issue_key(storage, pepper, clock, settings, org, new, None).await
+}
+
+/// Creates a key and records who issued it. An issuer other than the owner must still rank
+/// at least as high as the owner once the key is stored: a promotion that committed after
+/// the caller's check shows here, and one that commits later finds the key and revokes it
+/// (`keys::revoke_outranked`), so one of the two always sees the other. If the owner now
+/// outranks the issuer, the new key is revoked and the answer is 403 `permission_denied`,
+/// as if the promotion had come first.
+pub async fn issue_key(
+    storage: &Storage,
+    pepper: &Pepper,
+    clock: &dyn Clock,
+    settings: &ApiKeySettings,
+    org: &organization::Model,
+    new: NewKey,
+    issuer: Option<&Issuer>,
 ) -> Result<CreatedKey, AdminError> {
     let owner = storage::users::get(storage, &org.id, &new.user_id)
         .await?
@@ -325,8 +353,23 @@ pub async fn create_key(
         expires_at: lifetime(settings, now, new.duration)?,
         revoked_at: None,
         last_used_at: None,
+        created_by_user_id: issuer.map(|i| i.user_id.clone()),
+        created_by_role: issuer.map(|i| i.role.as_str().to_owned()),
     };
     let key = storage::api_keys::insert(storage, key).await?;
+    if let Some(issuer) = issuer.filter(|i| i.user_id != key.user_id) {
+        let role_now = storage::users::get(storage, &org.id, &key.user_id)
+            .await?
+            .and_then(|u| u.role.parse::<Role>().ok());
+        if !role_now.is_some_and(|r| issuer.role.ranks_at_least(r)) {
+            storage::api_keys::revoke(storage, &org.id, &key.id, now).await?;
+            return Err(AdminError::Denied(policy::Denial::PermissionDenied(
+                "the key's owner was promoted above you while the key was being issued; \
+                 the new key was revoked"
+                    .into(),
+            )));
+        }
+    }
     Ok(CreatedKey { key, secret })
 }
 
@@ -355,6 +398,22 @@ pub async fn rotate_key(
     key_id: &str,
     grace: Duration,
 ) -> Result<CreatedKey, AdminError> {
+    rotate_key_as(storage, pepper, clock, settings, org, key_id, grace, None).await
+}
+
+/// [`rotate_key`], recording `issuer` as the replacement's issuer ([`issue_key`]); the old
+/// key is left as it was when the replacement is refused.
+#[allow(clippy::too_many_arguments)]
+pub async fn rotate_key_as(
+    storage: &Storage,
+    pepper: &Pepper,
+    clock: &dyn Clock,
+    settings: &ApiKeySettings,
+    org: &organization::Model,
+    key_id: &str,
+    grace: Duration,
+    issuer: Option<&Issuer>,
+) -> Result<CreatedKey, AdminError> {
     if grace > Duration::from_secs(7 * 86_400) {
         return Err(AdminError::Invalid("the grace period is at most 7d".into()));
     }
@@ -371,7 +430,7 @@ pub async fn rotate_key(
         .to_std()
         .unwrap_or(settings.default_duration)
         .min(settings.max_duration);
-    let created = create_key(
+    let created = issue_key(
         storage,
         pepper,
         clock,
@@ -384,6 +443,7 @@ pub async fn rotate_key(
             environment: old.environment.parse().unwrap_or(Environment::Live),
             scopes: Some(Scopes::parse_list(&old.scopes).map_err(|e| AdminError::Invalid(e.0))?),
         },
+        issuer,
     )
     .await?;
     let end = now + chrono::Duration::from_std(grace).unwrap_or_default();

@@ -29,6 +29,9 @@ pub struct Actor {
     /// The API key the request authenticated with (the token's `client_id`; `None` for an
     /// identity provider's token).
     pub key_id: Option<String>,
+    /// When the token acts for `user_id`: the user acting (`act.sub`), who holds whatever
+    /// the request issues.
+    pub act: Option<String>,
     pub token_type: TokenType,
     pub meta: RequestMeta,
 }
@@ -46,6 +49,7 @@ impl Actor {
             user_id: caller.user.id,
             org: caller.org,
             key_id: caller.token.client_id,
+            act: caller.token.act,
             token_type: caller.token_type,
             meta: caller.meta,
         }
@@ -377,6 +381,7 @@ mod tests {
             role,
             scopes: Scopes::all(),
             key_id: Some("key_mine".into()),
+            act: None,
             token_type: TokenType::Bearer,
             meta: RequestMeta::default(),
         }

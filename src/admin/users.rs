@@ -177,6 +177,10 @@ pub async fn update(
         return Ok(user);
     }
     let user = write(state, actor, id, current, change).await?;
+    // A promotion, once committed, revokes the user's keys issued by someone now below it.
+    if let Some(raised) = role.filter(|r| r.rank() > current.rank()) {
+        super::keys::revoke_outranked(state, actor, &user.id, raised).await?;
+    }
     // Disabling and any change of rank end the user's sessions, as subject and as actor: a
     // demoted user keeps no rights it lost, and a promoted user's sessions, including those
     // an admin opened acting for it, never carry the new rank to someone it now outranks.

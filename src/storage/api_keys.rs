@@ -128,3 +128,26 @@ pub async fn revoke_for_user(
         .await?;
     Ok(res.rows_affected)
 }
+
+/// A user's keys that someone else issued through the admin API (an issuer is recorded and
+/// is not the user) and that still work at `now` or later (a rotation's grace included).
+pub async fn issued_by_others(
+    storage: &Storage,
+    org_id: &str,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::CreatedByUserId.is_not_null())
+        .filter(Column::CreatedByUserId.ne(user_id))
+        .filter(
+            Condition::any()
+                .add(Column::RevokedAt.is_null())
+                .add(Column::RevokedAt.gt(now)),
+        )
+        .order_by_asc(Column::CreatedAt)
+        .all(storage.db())
+        .await?)
+}

@@ -6,6 +6,7 @@ mod housekeeping;
 mod idempotency_race;
 mod no_store;
 mod offboarding;
+mod promotion;
 mod refresh_grace;
 mod replay;
 mod roles;
