@@ -44,12 +44,12 @@ pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value
         if !live {
             return Ok(inactive);
         }
-        // As the refresh grant does: a disabled user's refresh token no longer works.
-        let user_enabled = storage::users::get(&state.storage, &org.id, &session.user_id)
-            .await?
-            .is_some_and(|u| !u.disabled);
-        if !user_enabled {
-            return Ok(inactive);
+        // Active exactly when the refresh grant would take it: the same re-checks of the
+        // key, its owner, the subject and the actor's right to act.
+        match super::refresh_token::still_allowed(state, &org, &session, now).await {
+            Ok(_) => {}
+            Err(err) if err.code == super::ErrorCode::InvalidGrant => return Ok(inactive),
+            Err(err) => return Err(err),
         }
         let mut body = json!({
             "active": true,

@@ -117,7 +117,7 @@ async fn active_role(
 /// still seen): the key is neither revoked nor expired, its owner and the session's subject
 /// are enabled and not deleted, and an actor is the key's owner and may still act for the
 /// subject (an owner or admin not outranked by the subject).
-async fn still_allowed(
+pub(super) async fn still_allowed(
     state: &AppState,
     org: &organization::Model,
     session: &session_entity::Model,

@@ -215,3 +215,38 @@ async fn a_client_cannot_revoke_another_clients_tokens() {
         .await
         .expect(StatusCode::OK);
 }
+
+/// An acting session's refresh token introspects active exactly as long as the refresh
+/// grant would take it: when the actor loses the right to act (demoted to member, the
+/// session left open), it is inactive, as the refresh is refused.
+#[tokio::test]
+async fn an_acting_refresh_token_is_inactive_once_the_actor_may_no_longer_act() {
+    let app = spawn_app().await;
+    let admin = app.create_user("default", Role::Admin).await;
+    let member = app.create_user("default", Role::Member).await;
+    let acting = app.signin_as(&admin, &member.user_id).await;
+    let refresh_token = acting["refresh_token"].as_str().unwrap();
+    let active = introspect(&app, "default", &app.owner, refresh_token).await;
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["act"]["sub"], admin.user_id.as_str(), "{active}");
+
+    // The actor demoted in the database, bypassing the admin API's session revocation.
+    let db = sea_orm::Database::connect(&app.db.url).await.unwrap();
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    entity::user::Entity::update_many()
+        .col_expr(entity::user::Column::Role, Expr::value("member"))
+        .filter(entity::user::Column::Id.eq(admin.user_id.as_str()))
+        .exec(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        introspect(&app, "default", &app.owner, refresh_token).await,
+        inactive(),
+        "the actor may no longer act"
+    );
+    expect_oauth_error(
+        &refresh(&app, "default", refresh_token).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    );
+}
