@@ -181,11 +181,20 @@ pub async fn update(
     if let Some(raised) = role.filter(|r| r.rank() > current.rank()) {
         super::keys::revoke_outranked(state, actor, &user.id, raised).await?;
     }
-    // Disabling and any change of rank end the user's sessions, as subject and as actor: a
-    // demoted user keeps no rights it lost, and a promoted user's sessions, including those
-    // an admin opened acting for it, never carry the new rank to someone it now outranks.
-    if disable || role.is_some_and(|r| r.rank() != current.rank()) {
+    // Disabling and demotion end the user's sessions, as subject and as actor. A promotion
+    // ends the sessions in which someone acts for the user: the caller's rights are the
+    // subject's stored role, so the actor would otherwise hold the new rank.
+    if disable || role.is_some_and(|r| r.rank() < current.rank()) {
         end_sessions(state, actor, &user.id).await?;
+    } else if role.is_some_and(|r| r.rank() > current.rank()) {
+        storage::sessions::revoke_acting_for(
+            &state.storage,
+            &actor.org.id,
+            &user.id,
+            state.clock.now(),
+        )
+        .await?;
+        state.revocations.forget_sessions();
     }
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("user"),

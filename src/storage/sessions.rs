@@ -91,6 +91,25 @@ pub async fn revoke_for_user(
     Ok(res.rows_affected)
 }
 
+/// Ends the open sessions in which someone acts for `user_id` (a promotion of `user_id` must
+/// not hand its new rank to the actors of those sessions).
+pub async fn revoke_acting_for(
+    storage: &Storage,
+    org_id: &str,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    let res = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(at))
+        .filter(session::Column::OrgId.eq(org_id))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ActorUserId.is_not_null())
+        .filter(not_ended_by(at))
+        .exec(storage.db())
+        .await?;
+    Ok(res.rows_affected)
+}
+
 /// Ends one session at `at` (its refresh tokens stop working with it), also one that was
 /// due to end later (a rotated key's grace period).
 pub async fn revoke(
