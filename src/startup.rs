@@ -12,6 +12,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::audit::AuditLog;
+use crate::auth::cache::{Directory, VerifiedTokens};
 use crate::auth::cross_org::CrossOrg;
 use crate::auth::dpop::{
     Dpop, MemoryReplayStore, Nonces, PublicUrl, RedisReplayStore, ReplayStore,
@@ -93,6 +94,8 @@ impl Application {
         );
         let proxies = TrustedProxies::parse(&settings.server.trusted_proxies)?;
         let revocations = Arc::new(Revocations::new(100_000, clock.clone()));
+        let directory = Arc::new(Directory::new(100_000, clock.clone()));
+        let verified_tokens = Arc::new(VerifiedTokens::new(100_000, clock.clone()));
         let state = AppState {
             throttle: Arc::new(Throttle::new(&settings.limits, proxies, clock.clone())),
             cross_org: CrossOrg::new(&settings.cross_org, clock.clone()),
@@ -113,6 +116,8 @@ impl Application {
             pepper,
             dpop,
             revocations,
+            directory,
+            verified_tokens,
             kek,
             signing_keys: Arc::new(signing_keys),
             public_url,

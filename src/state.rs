@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::audit::AuditLog;
+use crate::auth::cache::{Directory, VerifiedTokens};
 use crate::auth::cross_org::CrossOrg;
 use crate::auth::dpop::Dpop;
 use crate::auth::federation::Federation;
@@ -37,6 +38,10 @@ pub struct AppState {
     pub dpop: Dpop,
     /// Cached session and revoked-token lookups of protected requests.
     pub revocations: Arc<Revocations>,
+    /// Cached organizations and users of protected requests (`auth::cache`).
+    pub directory: Arc<Directory>,
+    /// Claims of access tokens this node verified, until their `exp` (`auth::cache`).
+    pub verified_tokens: Arc<VerifiedTokens>,
     /// Cross-organization grants (cached) and their rate limit.
     pub cross_org: Arc<CrossOrg>,
     /// Trusted identity providers' keys, fetched and cached.

@@ -108,6 +108,8 @@ async fn write(
             ),
             other => other.into(),
         })?;
+    // This node's protected requests see the change at once (auth::cache).
+    state.directory.users_changed();
     written.map_err(|refusal| {
         AdminError::Conflict(
             match refusal {

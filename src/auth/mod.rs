@@ -2,6 +2,7 @@
 //! request metadata, and map the typed errors returned here to responses.
 
 pub mod access;
+pub mod cache;
 pub mod credential;
 pub mod cross_org;
 pub mod dpop;

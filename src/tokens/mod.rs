@@ -6,7 +6,7 @@ mod claims;
 mod verify;
 
 pub use claims::{AccessClaims, Actor, Confirmation};
-pub use verify::{Expectation, TokenError, verify};
+pub use verify::{Expectation, TokenError, check_times, verify, verify_with_kid};
 
 use jsonwebtoken::Header;
 

@@ -52,6 +52,15 @@ pub fn verify(
     token: &str,
     expect: &Expectation<'_>,
 ) -> Result<AccessClaims, TokenError> {
+    verify_with_kid(keys, token, expect).map(|(_, claims)| claims)
+}
+
+/// [`verify`], also returning the `kid` of the key that signed the token.
+pub fn verify_with_kid(
+    keys: &KeySet,
+    token: &str,
+    expect: &Expectation<'_>,
+) -> Result<(String, AccessClaims), TokenError> {
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     if !is_access_token_type(header.typ.as_deref()) {
         return Err(TokenError::WrongType);
@@ -80,7 +89,12 @@ pub fn verify(
             _ => TokenError::Malformed,
         })?
         .claims;
+    check_times(&claims, expect)?;
+    Ok((kid, claims))
+}
 
+/// `exp` and `iat` against the expectation's time, with its leeway.
+pub fn check_times(claims: &AccessClaims, expect: &Expectation<'_>) -> Result<(), TokenError> {
     let now = expect.now.timestamp();
     let leeway = i64::try_from(expect.leeway.as_secs()).unwrap_or(i64::MAX);
     if claims.exp.saturating_add(leeway) <= now {
@@ -89,7 +103,7 @@ pub fn verify(
     if claims.iat.saturating_sub(leeway) > now {
         return Err(TokenError::IssuedInFuture);
     }
-    Ok(claims)
+    Ok(())
 }
 
 #[cfg(test)]

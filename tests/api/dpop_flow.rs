@@ -566,6 +566,8 @@ async fn dpop_required_by_the_server_or_an_organization() {
     keygate::admin::set_dpop_policy(&app.state.storage, "acme", Some(true), None)
         .await
         .unwrap();
+    // The CLI's change reaches a running node within the revocation window; at once here.
+    app.state.directory.orgs_changed();
     let (status, body) = json(
         app.signin_raw(
             "acme",

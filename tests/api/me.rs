@@ -166,6 +166,8 @@ async fn disabling_the_user_or_revoking_the_key_ends_access_at_once() {
     )
     .await
     .unwrap();
+    // A change on this node clears its user cache at once (as `admin::users` does).
+    app.state.directory.users_changed();
     assert_rejected(&app, "default", &token, "invalid_token").await;
     keygate::storage::users::set_disabled(
         &app.state.storage,
@@ -176,6 +178,8 @@ async fn disabling_the_user_or_revoking_the_key_ends_access_at_once() {
     )
     .await
     .unwrap();
+    // A change on this node clears its user cache at once (as `admin::users` does).
+    app.state.directory.users_changed();
     let (status, _) = json(app.me("default", &token).await).await;
     assert_eq!(status, StatusCode::OK);
 

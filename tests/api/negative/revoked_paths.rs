@@ -174,6 +174,8 @@ async fn a_disabled_user_is_refused_through_basic_dpop_and_x_org_id() {
     )
     .await
     .unwrap();
+    // A change on this node clears its user cache at once (as `admin::users` does).
+    app.state.directory.users_changed();
     all_refused(&app, &v, "disabled, sessions open").await;
 }
 

@@ -66,6 +66,8 @@ async fn cross_org_callers_are_refused_where_the_target_requires_dpop() {
     keygate::admin::set_dpop_policy(&app.state.storage, "acme", Some(true), None)
         .await
         .unwrap();
+    // The CLI's change reaches a running node within the revocation window; at once here.
+    app.state.directory.orgs_changed();
     for headers in [&basic_form[..], &bearer_form[..]] {
         assert_dpop_challenge(&me_at(&app, "acme", headers).await);
     }
@@ -110,6 +112,8 @@ async fn a_server_wide_dpop_requirement_holds_for_cross_org_callers_too() {
     keygate::admin::set_dpop_policy(&app.state.storage, "default", Some(false), None)
         .await
         .unwrap();
+    // The CLI's change reaches a running node within the revocation window; at once here.
+    app.state.directory.orgs_changed();
     app.create_org("acme").await;
     let visitor = app
         .session(&app.create_user("default", Role::Member).await)

@@ -1,6 +1,7 @@
 //! Tests of the security invariants (docs/security.md)
 
 mod audit_flood;
+mod caches;
 mod cross_org_dpop;
 mod housekeeping;
 mod idempotency_race;
