@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use entity::{api_key, refresh_token, session};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
+};
 
 use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
@@ -66,7 +69,41 @@ pub async fn open_many(storage: &Storage, openings: &[&Opening]) -> Result<()> {
         .exec_without_returning(&txn)
         .await?;
     }
+    end_with_revoked_keys(&txn, openings).await?;
     txn.commit().await?;
+    Ok(())
+}
+
+/// A key revoked after its sign-in was checked, before the batch is committed: its new
+/// sessions end with it, as the key's revocation ends the sessions it finds
+/// ([`revoke_for_key`]). Runs after the inserts, so that on SQLite the write lock is held
+/// (a revocation is either seen here or sees these rows); on PostgreSQL the keys' rows are
+/// locked until the commit, so a revocation's session update waits for these rows.
+async fn end_with_revoked_keys(txn: &DatabaseTransaction, openings: &[&Opening]) -> Result<()> {
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for opening in openings {
+        by_key
+            .entry(opening.session.api_key_id.as_str())
+            .or_default()
+            .push(opening.session.id.as_str());
+    }
+    let mut query = api_key::Entity::find()
+        .filter(api_key::Column::Id.is_in(by_key.keys().copied()))
+        .filter(api_key::Column::RevokedAt.is_not_null());
+    if txn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    for key in query.all(txn).await? {
+        let (Some(at), Some(sessions)) = (key.revoked_at, by_key.get(key.id.as_str())) else {
+            continue;
+        };
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(at))
+            .filter(session::Column::Id.is_in(sessions.iter().copied()))
+            .filter(not_ended_by(at))
+            .exec(txn)
+            .await?;
+    }
     Ok(())
 }
 

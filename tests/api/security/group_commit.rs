@@ -214,3 +214,52 @@ async fn a_stop_commits_the_sessions_handed_over() {
 fn cargo_binary_built() {
     assert!(std::path::Path::new(env!("CARGO_BIN_EXE_keygate")).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_revoked_while_its_signin_waits_for_the_batch_ends_that_session() {
+    let app = Arc::new(
+        spawn_app_with(|s| {
+            s.server.workers = Some(2);
+            // The sign-in waits in the writer while the key is revoked.
+            s.database.batch_max_wait = Duration::from_millis(400);
+        })
+        .await,
+    );
+    let boss = app.session(&app.owner).await;
+    let doomed = app.create_key("default", &app.owner.user_id).await;
+    let signin = {
+        let app = app.clone();
+        let c = doomed.clone();
+        tokio::spawn(async move {
+            json(
+                app.signin_raw(
+                    &c.org,
+                    Some(&c.api_key),
+                    Some(&c.api_key_id),
+                    Some(&c.user_id),
+                )
+                .await,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    app.delete_as(
+        &boss.token,
+        &format!("/v1/default/api_keys/{}", doomed.api_key_id),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    // Checked before the revocation: answered, but its session ends with the key.
+    let (status, body) = signin.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let res = app.me("default", body["id_token"].as_str().unwrap()).await;
+    let (status, refused) = json(res).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(error_code(&refused), "invalid_token");
+    let (status, error) = app
+        .refresh_grant("default", body["refresh_token"].as_str().unwrap(), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error, "invalid_grant");
+}
