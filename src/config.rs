@@ -88,6 +88,13 @@ pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`; default: `{data_dir}/keygate.db`.
     pub url: Option<String>,
     pub max_connections: u32,
+    /// Group commit of new sessions: a batch is committed once it holds this many sessions
+    /// (each with its refresh token and its key's `last_used_at`).
+    pub batch_max_rows: usize,
+    /// … or this long after its first row arrived, whichever comes first (`0s`: whatever
+    /// is queued when the previous commit ends). Each sign-in waits for its batch's commit.
+    #[serde(with = "humantime_serde")]
+    pub batch_max_wait: Duration,
 }
 
 impl Default for DatabaseSettings {
@@ -95,6 +102,8 @@ impl Default for DatabaseSettings {
         Self {
             url: None,
             max_connections: 16,
+            batch_max_rows: 256,
+            batch_max_wait: Duration::from_millis(2),
         }
     }
 }

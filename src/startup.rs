@@ -1,6 +1,6 @@
 //! Building and running the server: connect, migrate, load secrets and signing keys,
-//! bootstrap, start housekeeping, bind (port 0 allowed), serve until SIGINT/SIGTERM, then
-//! flush the audit log.
+//! bootstrap, start housekeeping and the session writer, bind (port 0 allowed), serve until
+//! SIGINT/SIGTERM, then commit the queued sessions and flush the audit log.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use crate::secrets::Secrets;
 use crate::signing_keys::SigningKeys;
 use crate::state::AppState;
 use crate::storage::Storage;
+use crate::storage::writer::{BatchLimits, SessionWriter};
 
 pub struct Application {
     server: Server,
@@ -110,6 +111,13 @@ impl Application {
                 clock.clone(),
                 settings.audit.queue_capacity,
             ),
+            sessions: SessionWriter::spawn(
+                storage.clone(),
+                BatchLimits {
+                    max_rows: settings.database.batch_max_rows,
+                    max_wait: settings.database.batch_max_wait,
+                },
+            ),
             settings: Arc::new(settings),
             storage,
             clock,
@@ -171,13 +179,15 @@ impl Application {
         self.bootstrap.take()
     }
 
-    /// Serves until SIGINT or SIGTERM (graceful: in-flight requests finish), then writes
-    /// out the audit events still queued.
+    /// Serves until SIGINT or SIGTERM (graceful: in-flight requests finish), then commits
+    /// the sessions still queued and writes out the audit events still queued.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         if let Some(task) = self.housekeeping {
             task.abort();
         }
+        // A request cut off by the shutdown timeout may have handed over rows: commit them.
+        self.state.sessions.drain().await;
         self.state.audit.flush().await;
         tracing::info!("stopped");
         result

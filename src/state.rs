@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::secrets::{Kek, Pepper};
 use crate::signing_keys::SigningKeys;
 use crate::storage::Storage;
+use crate::storage::writer::SessionWriter;
 
 /// Whether an organization demands DPoP-bound tokens and server nonces.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct DpopPolicy {
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub storage: Storage,
+    /// Group commit of new sessions (`database.batch_max_rows`, `database.batch_max_wait`).
+    pub sessions: SessionWriter,
     /// Every expiry and window reads this clock (tests substitute a manual one).
     pub clock: Arc<dyn Clock>,
     /// HMAC key for API key and refresh token digests.

@@ -140,7 +140,15 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
         .key
         .last_used_at
         .is_none_or(|t| now - t >= LAST_USED_PRECISION);
-    storage::sessions::open(&state.storage, session.clone(), row, touch_key).await?;
+    // Group commit: answered once the batch holding these rows is committed.
+    state
+        .sessions
+        .open(storage::sessions::Opening {
+            session: session.clone(),
+            refresh: row,
+            touch_key,
+        })
+        .await?;
     let access = access_token(state, new.org, new.key, &session, &session.scope, now).await?;
     Ok(Opened {
         session,

@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod trusted_issuers;
 pub mod users;
+pub mod writer;
 
 use std::time::Duration;
 

@@ -1,35 +1,109 @@
 //! Sessions and their refresh tokens (stored as digests only).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use entity::{api_key, refresh_token, session};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
+};
 
 use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
 use crate::types::Lifecycle;
 
-/// Creates a session with its first refresh token, atomically; with `touch_key`, records
-/// the key's use in the same transaction.
-pub async fn open(
-    storage: &Storage,
-    session: session::Model,
-    refresh: refresh_token::Model,
-    touch_key: bool,
-) -> Result<()> {
+/// A session being opened: its row, its first refresh token's row, and whether to record
+/// the key's use (`api_keys.last_used_at`, sampled by the caller).
+#[derive(Clone, Debug)]
+pub struct Opening {
+    pub session: session::Model,
+    pub refresh: refresh_token::Model,
+    pub touch_key: bool,
+}
+
+/// The most rows of one table in one `INSERT` (each bound value is a parameter; SQLite
+/// allows 32,766 parameters per statement, PostgreSQL 65,535).
+const INSERT_CHUNK: usize = 256;
+
+/// Creates the sessions of `openings` with their first refresh tokens and records their
+/// keys' use, all in ONE transaction: all are written or none is. Called by the session
+/// writer ([`super::writer`]) for a batch, and for one row when a batch failed.
+pub async fn open_many(storage: &Storage, openings: &[&Opening]) -> Result<()> {
+    if openings.is_empty() {
+        return Ok(());
+    }
+    // One update per key, with its latest use in the batch.
+    let mut touched: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    for opening in openings.iter().filter(|o| o.touch_key) {
+        let at = opening.session.created_at;
+        touched
+            .entry(opening.session.api_key_id.as_str())
+            .and_modify(|t| *t = (*t).max(at))
+            .or_insert(at);
+    }
     let txn = storage.db().begin().await?;
-    if touch_key {
+    for (key_id, at) in touched {
         api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, Expr::value(session.created_at))
-            .filter(api_key::Column::Id.eq(session.api_key_id.clone()))
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(at))
+            .filter(api_key::Column::Id.eq(key_id))
             .exec(&txn)
             .await?;
     }
-    session::ActiveModel::from(session).insert(&txn).await?;
-    refresh_token::ActiveModel::from(refresh)
-        .insert(&txn)
+    for chunk in openings.chunks(INSERT_CHUNK) {
+        session::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|o| session::ActiveModel::from(o.session.clone())),
+        )
+        .exec_without_returning(&txn)
         .await?;
+    }
+    for chunk in openings.chunks(INSERT_CHUNK) {
+        refresh_token::Entity::insert_many(
+            chunk
+                .iter()
+                .map(|o| refresh_token::ActiveModel::from(o.refresh.clone())),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    }
+    end_with_revoked_keys(&txn, openings).await?;
     txn.commit().await?;
+    Ok(())
+}
+
+/// A key revoked after its sign-in was checked, before the batch is committed: its new
+/// sessions end with it, as the key's revocation ends the sessions it finds
+/// ([`revoke_for_key`]). Runs after the inserts, so that on SQLite the write lock is held
+/// (a revocation is either seen here or sees these rows); on PostgreSQL the keys' rows are
+/// locked until the commit, so a revocation's session update waits for these rows.
+async fn end_with_revoked_keys(txn: &DatabaseTransaction, openings: &[&Opening]) -> Result<()> {
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for opening in openings {
+        by_key
+            .entry(opening.session.api_key_id.as_str())
+            .or_default()
+            .push(opening.session.id.as_str());
+    }
+    let mut query = api_key::Entity::find()
+        .filter(api_key::Column::Id.is_in(by_key.keys().copied()))
+        .filter(api_key::Column::RevokedAt.is_not_null());
+    if txn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_exclusive();
+    }
+    for key in query.all(txn).await? {
+        let (Some(at), Some(sessions)) = (key.revoked_at, by_key.get(key.id.as_str())) else {
+            continue;
+        };
+        session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(at))
+            .filter(session::Column::Id.is_in(sessions.iter().copied()))
+            .filter(not_ended_by(at))
+            .exec(txn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -12,14 +12,14 @@ use reqwest::StatusCode;
 use crate::helpers::{TestDatabase, json};
 
 /// A running `keygate serve` with its output captured.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    stdout: Arc<Mutex<String>>,
+    pub(crate) stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     /// The threads copying the output: they end when the process closes its pipes.
     readers: Vec<std::thread::JoinHandle<()>>,
     /// Where it listens (the public URL is configured to something else).
-    url: String,
+    pub(crate) url: String,
 }
 
 const PUBLIC_URL: &str = "https://keygate.example";
@@ -39,7 +39,7 @@ fn capture(
     (buf, reader)
 }
 
-fn wait_for(what: &str, buf: &Arc<Mutex<String>>, until: impl Fn(&str) -> bool) {
+pub(crate) fn wait_for(what: &str, buf: &Arc<Mutex<String>>, until: impl Fn(&str) -> bool) {
     let start = Instant::now();
     while !until(&buf.lock().unwrap()) {
         assert!(
@@ -52,7 +52,7 @@ fn wait_for(what: &str, buf: &Arc<Mutex<String>>, until: impl Fn(&str) -> bool) 
 }
 
 impl Server {
-    fn start(data_dir: &Path, db: &TestDatabase) -> Self {
+    pub(crate) fn start(data_dir: &Path, db: &TestDatabase) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_keygate"));
         cmd.current_dir(data_dir)
             .env("KEYGATE__DATA_DIR", data_dir.join("data"))
@@ -87,7 +87,7 @@ impl Server {
     }
 
     /// Sends `signal` (`TERM`, `INT`); the server must stop by itself with success.
-    fn stop(mut self, signal: &str) -> (String, String) {
+    pub(crate) fn stop(mut self, signal: &str) -> (String, String) {
         let status = Command::new("kill")
             .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
@@ -115,7 +115,7 @@ impl Server {
     }
 }
 
-fn banner_value(stdout: &str, label: &str) -> String {
+pub(crate) fn banner_value(stdout: &str, label: &str) -> String {
     stdout
         .lines()
         .find_map(|l| l.strip_prefix(label))

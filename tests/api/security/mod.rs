@@ -3,6 +3,7 @@
 mod audit_flood;
 mod caches;
 mod cross_org_dpop;
+mod group_commit;
 mod housekeeping;
 mod idempotency_race;
 mod no_store;
