@@ -8,8 +8,14 @@
 //!
 //! An entry's age is judged by the application [`Clock`] (and by moka's own timer, which
 //! also frees the memory), so tests move past the window with a manual clock.
+//!
+//! Forgetting sessions starts a new *generation*: a session row read before the forget (a
+//! query still in flight while this node revoked the session) is stored with the old
+//! generation and never used, so a revocation made here is seen at once, whatever the
+//! interleaving.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,12 +32,16 @@ pub const STALENESS: Duration = Duration::from_secs(4);
 #[derive(Clone, Debug)]
 struct Fetched<T> {
     at: DateTime<Utc>,
+    /// The session generation when the lookup started (revoked `jti`s: always 0).
+    generation: u64,
     value: T,
 }
 
 #[derive(Debug)]
 pub struct Revocations {
     clock: Arc<dyn Clock>,
+    /// Bumped by every forget: session lookups of an older generation are not used.
+    generation: AtomicU64,
     sessions: Cache<String, Fetched<Option<Arc<session::Model>>>>,
     revoked_jtis: Cache<String, Fetched<bool>>,
 }
@@ -40,6 +50,7 @@ impl Revocations {
     pub fn new(capacity: u64, clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
+            generation: AtomicU64::new(0),
             sessions: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(STALENESS)
@@ -64,23 +75,40 @@ impl Revocations {
         org_id: &str,
         session_id: &str,
     ) -> Result<Option<Arc<session::Model>>, StorageError> {
-        if let Some(cached) = self.sessions.get(session_id)
-            && self.fresh(cached.at)
-        {
-            return Ok(cached.value.filter(|s| s.org_id == org_id));
+        if let Some(cached) = self.cached_session(session_id) {
+            return Ok(cached.filter(|s| s.org_id == org_id));
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let at = self.clock.now();
         let found = storage::sessions::get(storage, org_id, session_id)
             .await?
             .map(Arc::new);
+        self.remember_session(session_id, at, generation, found.clone());
+        Ok(found)
+    }
+
+    /// A cached lookup that is fresh and of the current generation.
+    fn cached_session(&self, session_id: &str) -> Option<Option<Arc<session::Model>>> {
+        let cached = self.sessions.get(session_id)?;
+        (self.fresh(cached.at) && cached.generation == self.generation.load(Ordering::Acquire))
+            .then_some(cached.value)
+    }
+
+    fn remember_session(
+        &self,
+        session_id: &str,
+        at: DateTime<Utc>,
+        generation: u64,
+        value: Option<Arc<session::Model>>,
+    ) {
         self.sessions.insert(
             session_id.to_owned(),
             Fetched {
                 at,
-                value: found.clone(),
+                generation,
+                value,
             },
         );
-        Ok(found)
     }
 
     pub async fn is_revoked(&self, storage: &Storage, jti: &str) -> Result<bool, StorageError> {
@@ -91,19 +119,27 @@ impl Revocations {
         }
         let at = self.clock.now();
         let revoked = storage::revoked_tokens::is_revoked(storage, jti).await?;
-        self.revoked_jtis
-            .insert(jti.to_owned(), Fetched { at, value: revoked });
+        self.revoked_jtis.insert(
+            jti.to_owned(),
+            Fetched {
+                at,
+                generation: 0,
+                value: revoked,
+            },
+        );
         Ok(revoked)
     }
 
     /// Call after changing a session on this node.
     pub fn forget_session(&self, session_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.sessions.invalidate(session_id);
     }
 
     /// Call after ending sessions by key or by user on this node (which sessions is not
     /// known here; forgetting all costs one query per live session on its next request).
     pub fn forget_sessions(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.sessions.invalidate_all();
     }
 
@@ -113,8 +149,49 @@ impl Revocations {
             jti.to_owned(),
             Fetched {
                 at: self.clock.now(),
+                generation: 0,
                 value: true,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// A lookup that was in flight when this node forgot its sessions (it read the row
+    /// before the revocation committed and stores it after the forget) is never used.
+    #[test]
+    fn a_lookup_from_before_a_forget_is_never_used() {
+        let revocations = Revocations::new(16, Arc::new(ManualClock::starting_now()));
+        let live = Arc::new(session::Model {
+            id: "ses_a".into(),
+            org_id: "org_a".into(),
+            user_id: "usr_a".into(),
+            api_key_id: "key_a".into(),
+            actor_user_id: None,
+            dpop_jkt: None,
+            scope: String::new(),
+            created_at: revocations.clock.now(),
+            expires_at: revocations.clock.now(),
+            revoked_at: None,
+            refreshed_at: None,
+        });
+        for forget in [
+            Revocations::forget_sessions as fn(&Revocations),
+            |r: &Revocations| r.forget_session("ses_a"),
+        ] {
+            let started = revocations.generation.load(Ordering::Acquire);
+            let at = revocations.clock.now();
+            forget(&revocations);
+            revocations.remember_session("ses_a", at, started, Some(live.clone()));
+            assert!(revocations.cached_session("ses_a").is_none());
+            // A lookup started after the forget is used.
+            let now = revocations.generation.load(Ordering::Acquire);
+            revocations.remember_session("ses_a", at, now, Some(live.clone()));
+            assert!(revocations.cached_session("ses_a").is_some());
+        }
     }
 }
