@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::admin_helpers::{Reply, Session};
-use crate::dpop_flow::{DpopKey, bound_token};
+use crate::dpop_flow::bound_token;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 fn basic(org: &str, user_id: &str, token: &str) -> String {

@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 
-use crate::dpop_flow::DpopKey;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{TestApp, spawn_app};
 
 /// Every error code a client may meet at sign-in and at a protected endpoint.

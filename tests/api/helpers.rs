@@ -16,6 +16,10 @@ use tempfile::TempDir;
 
 pub const POSTGRES_ENV: &str = "KEYGATE_TEST_POSTGRES_URL";
 
+/// The public URL of a test fleet: every node is reached through it (as behind a load
+/// balancer), so tokens issued by one verify at the others.
+pub const FLEET_URL: &str = "http://keygate.fleet.test";
+
 /// A database of a test's own, dropped with it.
 pub struct TestDatabase {
     pub url: String,
@@ -273,6 +277,27 @@ impl TestApp {
             req = req.header("x-user-id", v);
         }
         req.send().await.expect("signin request")
+    }
+
+    /// Signs in with `creds` as their own user: the status and the error code (if any).
+    pub async fn signin_outcome(&self, creds: &Credentials) -> (StatusCode, Option<String>) {
+        let (status, body) = json(self.signin_with_proof(creds, None).await).await;
+        let code = (status != StatusCode::OK).then(|| error_code(&body).to_owned());
+        (status, code)
+    }
+
+    /// Another node of this app's fleet: same database, secrets, settings (set
+    /// `server.public_url`, e.g. [`FLEET_URL`], so tokens of one node verify at the other)
+    /// and clock. Returns its base URL.
+    pub async fn second_node(&self) -> String {
+        let mut settings = (*self.state.settings).clone();
+        settings.server.bind = "127.0.0.1:0".into();
+        let node = Application::build(settings, self.clock.clone())
+            .await
+            .expect("second node builds");
+        let address = format!("http://{}", node.local_addr());
+        tokio::spawn(node.run_until_stopped());
+        address
     }
 
     /// Signs in with `creds` as their key's owner, with a `DPoP` proof when one is given.

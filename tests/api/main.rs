@@ -12,6 +12,7 @@ mod cli;
 mod cross_org;
 mod dpop_cli;
 mod dpop_flow;
+mod dpop_key;
 mod federation;
 mod fuzz;
 mod helpers;

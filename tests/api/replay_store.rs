@@ -16,7 +16,8 @@ use keygate::config::{ReplayStoreKind, Settings};
 use keygate::startup::Application;
 use reqwest::StatusCode;
 
-use crate::dpop_flow::{DpopKey, bound_token};
+use crate::dpop_flow::bound_token;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{TestApp, error_code, json, spawn_app_with, spawn_app_with_store};
 
 pub const REDIS_ENV: &str = "KEYGATE_TEST_REDIS_URL";

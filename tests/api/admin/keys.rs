@@ -432,7 +432,7 @@ async fn a_cursor_walk_returns_every_key_once_even_while_keys_are_created() {
 
 #[tokio::test]
 async fn a_dpop_bound_token_without_the_scope_gets_a_dpop_challenge() {
-    use crate::dpop_flow::DpopKey;
+    use crate::dpop_key::DpopKey;
 
     let app = spawn_app().await;
     let ro = app

@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::admin_helpers::Reply;
-use crate::dpop_flow::DpopKey;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{Credentials, TestApp};
 
 /// How a request to an OAuth endpoint authenticates its client.

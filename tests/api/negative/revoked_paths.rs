@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{basic, dpop_signin, expect_unauthorized, issuer_body, me_dpop};
 use crate::admin_helpers::{Reply, Session};
-use crate::dpop_flow::DpopKey;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{TestApp, spawn_app};
 
 /// A member of `default` with a Bearer session and a DPoP-bound one, let into `acme` by an

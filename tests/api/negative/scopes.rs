@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{Client, client_credentials, issuer_body, oauth_with_proof};
 use crate::admin_helpers::{Reply, Session};
-use crate::dpop_flow::DpopKey;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{TestApp, spawn_app};
 
 /// (method, path as `/openapi.json` names it, the scope docs/admin-api.md gives it)

@@ -6,28 +6,13 @@
 use std::time::Duration;
 
 use keygate::auth::revocation::STALENESS;
-use keygate::startup::Application;
 use keygate::types::Role;
 use reqwest::StatusCode;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use crate::helpers::{TestApp, json, spawn_app_with};
-
-const PUBLIC_URL: &str = "http://keygate.fleet.test";
-
-/// A second node of `app`'s fleet: same database, secrets, public URL and clock.
-async fn second_node(app: &TestApp) -> String {
-    let mut settings = (*app.state.settings).clone();
-    settings.server.bind = "127.0.0.1:0".into();
-    let node = Application::build(settings, app.clock.clone())
-        .await
-        .expect("second node builds");
-    let address = format!("http://{}", node.local_addr());
-    tokio::spawn(node.run_until_stopped());
-    address
-}
+use crate::helpers::{FLEET_URL, TestApp, json, spawn_app_with};
 
 /// `GET /user/me` at `base`: status and body.
 async fn me_at(app: &TestApp, base: &str, token: &str) -> (StatusCode, serde_json::Value) {
@@ -63,8 +48,8 @@ async fn set_role_directly(app: &TestApp, user_id: &str, role: Role) {
 /// another node once the revocation window has passed (a promotion keeps the session).
 #[tokio::test]
 async fn a_role_change_is_seen_at_once_here_and_within_the_window_elsewhere() {
-    let app = spawn_app_with(|s| s.server.public_url = Some(PUBLIC_URL.into())).await;
-    let other = second_node(&app).await;
+    let app = spawn_app_with(|s| s.server.public_url = Some(FLEET_URL.into())).await;
+    let other = app.second_node().await;
     let owner = app.session(&app.owner).await;
     let u = app.create_user("default", Role::Member).await;
     let token = app.signin(&u).await["id_token"]
@@ -104,8 +89,8 @@ async fn a_role_change_is_seen_at_once_here_and_within_the_window_elsewhere() {
 /// cached answer is used within the window, then reloaded.
 #[tokio::test]
 async fn a_demotion_made_elsewhere_is_seen_after_the_window() {
-    let app = spawn_app_with(|s| s.server.public_url = Some(PUBLIC_URL.into())).await;
-    let other = second_node(&app).await;
+    let app = spawn_app_with(|s| s.server.public_url = Some(FLEET_URL.into())).await;
+    let other = app.second_node().await;
     let a = app.create_user("default", Role::Admin).await;
     let token = app.signin(&a).await["id_token"]
         .as_str()

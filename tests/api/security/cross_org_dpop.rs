@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::admin_helpers::Reply;
-use crate::dpop_flow::DpopKey;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
 async fn me_at(app: &TestApp, org: &str, headers: &[(&str, &str)]) -> Reply {

@@ -5,31 +5,14 @@
 use std::time::Duration;
 
 use keygate::auth::revocation::STALENESS;
-use keygate::startup::Application;
 use keygate::types::Role;
 use reqwest::StatusCode;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::dpop_flow::DpopKey;
-use crate::helpers::{Credentials, TestApp, json, spawn_app_with};
-
-/// Every node is reached through this URL (as behind a load balancer), so tokens issued by
-/// one verify at the other.
-const PUBLIC_URL: &str = "http://keygate.fleet.test";
-
-/// A second node of `app`'s fleet: same database, secrets, public URL and clock.
-async fn second_node(app: &TestApp) -> String {
-    let mut settings = (*app.state.settings).clone();
-    settings.server.bind = "127.0.0.1:0".into();
-    let node = Application::build(settings, app.clock.clone())
-        .await
-        .expect("second node builds");
-    let address = format!("http://{}", node.local_addr());
-    tokio::spawn(node.run_until_stopped());
-    address
-}
+use crate::dpop_key::DpopKey;
+use crate::helpers::{Credentials, FLEET_URL, TestApp, json, spawn_app_with};
 
 async fn me_at(app: &TestApp, base: &str, token: &str) -> reqwest::Response {
     app.client
@@ -115,8 +98,8 @@ enum Offboard {
 /// At the node that did it A's tokens stop at once, at another node once the revocation
 /// window has passed; no refresh token of those sessions refreshes. U's own session lives.
 async fn offboarding_ends_the_sessions_a_user_acts_in(how: Offboard) {
-    let app = spawn_app_with(|s| s.server.public_url = Some(PUBLIC_URL.into())).await;
-    let other = second_node(&app).await;
+    let app = spawn_app_with(|s| s.server.public_url = Some(FLEET_URL.into())).await;
+    let other = app.second_node().await;
     let owner = app.session(&app.owner).await;
     let a = app.create_user("default", Role::Admin).await;
     let u = app.create_user("default", Role::Member).await;
@@ -183,8 +166,8 @@ async fn demoting_an_actor_ends_the_sessions_it_acts_in() {
 /// the other, and none of them refreshes; U's own session goes on, with its new rank.
 #[tokio::test]
 async fn promoting_a_subject_ends_the_sessions_an_admin_acts_in_for_it() {
-    let app = spawn_app_with(|s| s.server.public_url = Some(PUBLIC_URL.into())).await;
-    let other = second_node(&app).await;
+    let app = spawn_app_with(|s| s.server.public_url = Some(FLEET_URL.into())).await;
+    let other = app.second_node().await;
     let owner = app.session(&app.owner).await;
     let a = app.create_user("default", Role::Admin).await;
     let u = app.create_user("default", Role::Member).await;

@@ -18,22 +18,6 @@ use crate::helpers::{
     Credentials, TestApp, error_code, json as json_of, spawn_app, spawn_app_with,
 };
 
-/// Signs in with `creds` as their own user; the status and the error code (if any).
-async fn signin_outcome(app: &TestApp, creds: &Credentials) -> (StatusCode, Option<String>) {
-    let (status, body) = json_of(
-        app.signin_raw(
-            &creds.org,
-            Some(&creds.api_key),
-            Some(&creds.api_key_id),
-            Some(&creds.user_id),
-        )
-        .await,
-    )
-    .await;
-    let code = (status != StatusCode::OK).then(|| error_code(&body).to_owned());
-    (status, code)
-}
-
 #[track_caller]
 fn assert_revoked(outcome: (StatusCode, Option<String>), what: &str) {
     assert_eq!(
@@ -99,18 +83,18 @@ async fn promoting_a_member_above_the_admin_who_issued_its_key_revokes_that_key(
 
     // Member → admin: the admin ranks as high, the key stays.
     promote(&app, &boss, &by_cli.user_id, "admin").await;
-    assert_eq!(signin_outcome(&app, &admins_copy).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&admins_copy).await.0, StatusCode::OK);
 
     // Admin → owner: the admin's copy no longer signs in, nor does its session work.
     promote(&app, &boss, &by_cli.user_id, "owner").await;
-    assert_revoked(signin_outcome(&app, &admins_copy).await, "admin's copy");
+    assert_revoked(app.signin_outcome(&admins_copy).await, "admin's copy");
     let (status, body) = json_of(app.me("default", &admins_session.token).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(error_code(&body), "invalid_token", "{body}");
 
     // The user's own key and the operator's survive.
-    assert_eq!(signin_outcome(&app, &own).await.0, StatusCode::OK);
-    assert_eq!(signin_outcome(&app, &by_cli).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&own).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&by_cli).await.0, StatusCode::OK);
     assert_eq!(revoked_for_rank(&app).await, vec![admins_copy.api_key_id]);
 }
 
@@ -131,15 +115,15 @@ async fn promotion_revokes_a_key_an_admin_rotated_but_not_the_old_one() {
         .await;
     rotated.expect(StatusCode::CREATED);
     let admins_copy = app.creds_from(&rotated);
-    assert_eq!(signin_outcome(&app, &admins_copy).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&admins_copy).await.0, StatusCode::OK);
 
     promote(&app, &boss, &member.user_id, "owner").await;
     assert_revoked(
-        signin_outcome(&app, &admins_copy).await,
+        app.signin_outcome(&admins_copy).await,
         "rotated by the admin",
     );
     // The operator's key, in its grace period, is the member's own: it keeps its grace.
-    assert_eq!(signin_outcome(&app, &member).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&member).await.0, StatusCode::OK);
 
     // An owner's rotation of the now-owner's key survives a later promotion test: owners
     // rank as high as anyone.
@@ -152,7 +136,7 @@ async fn promotion_revokes_a_key_an_admin_rotated_but_not_the_old_one() {
         .await;
     by_owner.expect(StatusCode::CREATED);
     assert_eq!(
-        signin_outcome(&app, &app.creds_from(&by_owner)).await.0,
+        app.signin_outcome(&app.creds_from(&by_owner)).await.0,
         StatusCode::OK
     );
 }
@@ -170,10 +154,10 @@ async fn a_key_issued_while_acting_for_a_member_counts_as_the_actors() {
 
     promote(&app, &boss, &member.user_id, "owner").await;
     assert_revoked(
-        signin_outcome(&app, &held_by_admin).await,
+        app.signin_outcome(&held_by_admin).await,
         "created by an admin acting for the member",
     );
-    assert_eq!(signin_outcome(&app, &member).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&member).await.0, StatusCode::OK);
 }
 
 /// The issuer's rank is the lower of its role at issuance and its role now: an owner who
@@ -193,10 +177,10 @@ async fn an_issuer_demoted_since_issuance_is_judged_by_its_role_now() {
 
     promote(&app, &boss, &member.user_id, "owner").await;
     assert_revoked(
-        signin_outcome(&app, &kept).await,
+        app.signin_outcome(&kept).await,
         "issued by an owner since demoted",
     );
-    assert_eq!(signin_outcome(&app, &by_boss).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&by_boss).await.0, StatusCode::OK);
 }
 
 /// A caller from another organization is judged by the role its grant gave, not the one
@@ -235,10 +219,7 @@ async fn a_cross_organization_issuer_is_judged_by_its_grants_role() {
         org: "acme".into(),
         ..app.creds_from(&reply)
     };
-    assert_eq!(
-        signin_outcome(&app, &held_by_visitor).await.0,
-        StatusCode::OK
-    );
+    assert_eq!(app.signin_outcome(&held_by_visitor).await.0, StatusCode::OK);
 
     app.patch_as(
         &acme_owner.token,
@@ -248,10 +229,10 @@ async fn a_cross_organization_issuer_is_judged_by_its_grants_role() {
     .await
     .expect(StatusCode::OK);
     assert_revoked(
-        signin_outcome(&app, &held_by_visitor).await,
+        app.signin_outcome(&held_by_visitor).await,
         "issued through an admin grant",
     );
-    assert_eq!(signin_outcome(&app, &member).await.0, StatusCode::OK);
+    assert_eq!(app.signin_outcome(&member).await.0, StatusCode::OK);
 }
 
 const ROUNDS: usize = 20;
@@ -300,7 +281,7 @@ async fn a_key_created_while_its_owner_is_promoted_never_outlives_the_promotion(
         if create.status == StatusCode::CREATED {
             created += 1;
             assert_revoked(
-                signin_outcome(&app, &app.creds_from(&create)).await,
+                app.signin_outcome(&app.creds_from(&create)).await,
                 &format!("round {round}: the admin's secret"),
             );
         } else {
@@ -308,7 +289,7 @@ async fn a_key_created_while_its_owner_is_promoted_never_outlives_the_promotion(
             create.expect_error(StatusCode::FORBIDDEN, "permission_denied");
         }
         // The promoted owner's operator-issued key is untouched.
-        assert_eq!(signin_outcome(&app, &member).await.0, StatusCode::OK);
+        assert_eq!(app.signin_outcome(&member).await.0, StatusCode::OK);
     }
     eprintln!("{created} created then revoked, {refused} refused");
 }

@@ -12,7 +12,8 @@ use keygate::auth::dpop::{ReplayError, ReplayStore};
 use keygate::config::ReplayStoreKind;
 use reqwest::StatusCode;
 
-use crate::dpop_flow::{DpopKey, bound_token};
+use crate::dpop_flow::bound_token;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{TestApp, error_code, json, spawn_app_with, spawn_app_with_store};
 use crate::replay_store::REDIS_ENV;
 

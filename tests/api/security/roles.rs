@@ -14,9 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
 use crate::admin_helpers::{Reply, Session};
-use crate::helpers::{
-    Credentials, TestApp, claims_of, error_code, json as json_of, spawn_app, spawn_app_with,
-};
+use crate::helpers::{TestApp, claims_of, error_code, json as json_of, spawn_app, spawn_app_with};
 
 /// Events of `org` with this action, after the audit writer caught up.
 async fn events(app: &TestApp, org: &str, action: &str) -> Vec<entity::audit_event::Model> {
@@ -35,20 +33,6 @@ async fn keys_of(app: &TestApp, boss: &Session, org: &str, user_id: &str) -> Vec
         200,
     )
     .await
-}
-
-async fn signs_in(app: &TestApp, creds: &Credentials) {
-    let (status, body) = json_of(
-        app.signin_raw(
-            &creds.org,
-            Some(&creds.api_key),
-            Some(&creds.api_key_id),
-            Some(&creds.user_id),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -90,7 +74,7 @@ async fn an_admin_cannot_create_or_rotate_an_owners_key() {
     for key in &after {
         assert!(key["revoked_at"].is_null(), "{key}");
     }
-    signs_in(&app, &owner).await;
+    assert_eq!(app.signin_outcome(&owner).await, (StatusCode::OK, None));
 
     // Both refusals are in the audit log, naming the action.
     let denied = events(&app, "default", "permission.denied").await;
@@ -175,7 +159,10 @@ async fn an_admin_grant_from_another_organization_cannot_issue_an_owners_key() {
     .expect_error(StatusCode::FORBIDDEN, "permission_denied");
     let after = keys_of(&app, &acme_owner, "acme", &acme_owner.creds.user_id).await;
     assert_eq!(after, before);
-    signs_in(&app, &acme_owner.creds).await;
+    assert_eq!(
+        app.signin_outcome(&acme_owner.creds).await,
+        (StatusCode::OK, None)
+    );
     let denied = events(&app, "acme", "permission.denied").await;
     assert_eq!(
         denied

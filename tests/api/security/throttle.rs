@@ -12,7 +12,7 @@ use keygate::types::Environment;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::dpop_flow::DpopKey;
+use crate::dpop_key::DpopKey;
 use crate::helpers::{Credentials, TestApp, error_code, json, spawn_app, spawn_app_with};
 
 const SIGNIN: &str = "/v1/default/user/signin_with_api_key";
