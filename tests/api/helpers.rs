@@ -9,6 +9,7 @@ use keygate::config::Settings;
 use keygate::keys::signing::SigningAlg;
 use keygate::startup::Application;
 use keygate::state::AppState;
+use keygate::types::Role;
 use reqwest::{Response, StatusCode};
 use sea_orm::{ConnectionTrait, Database, EntityName, EntityTrait, Statement};
 use serde_json::Value;
@@ -277,6 +278,30 @@ impl TestApp {
             req = req.header("x-user-id", v);
         }
         req.send().await.expect("signin request")
+    }
+
+    /// Writes a user's role and/or disabled flag straight to the database, bypassing the
+    /// admin API: no session ends and no cache is cleared, as a change made by another node
+    /// (or one that slipped past revocation) looks to this one.
+    pub async fn set_user_directly(
+        &self,
+        user_id: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) {
+        use sea_orm::sea_query::Expr;
+        use sea_orm::{ColumnTrait, QueryFilter};
+        let db = Database::connect(&self.db.url).await.expect("connect");
+        let mut update =
+            entity::user::Entity::update_many().filter(entity::user::Column::Id.eq(user_id));
+        if let Some(role) = role {
+            update = update.col_expr(entity::user::Column::Role, Expr::value(role.as_str()));
+        }
+        if let Some(disabled) = disabled {
+            update = update.col_expr(entity::user::Column::Disabled, Expr::value(disabled));
+        }
+        update.exec(&db).await.expect("update user");
+        db.close().await.ok();
     }
 
     /// Signs in with `creds` as their own user: the status and the error code (if any).

@@ -231,14 +231,8 @@ async fn an_acting_refresh_token_is_inactive_once_the_actor_may_no_longer_act() 
     assert_eq!(active["act"]["sub"], admin.user_id.as_str(), "{active}");
 
     // The actor demoted in the database, bypassing the admin API's session revocation.
-    let db = sea_orm::Database::connect(&app.db.url).await.unwrap();
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-    entity::user::Entity::update_many()
-        .col_expr(entity::user::Column::Role, Expr::value("member"))
-        .filter(entity::user::Column::Id.eq(admin.user_id.as_str()))
-        .exec(&db)
-        .await
-        .unwrap();
+    app.set_user_directly(&admin.user_id, Some(Role::Member), None)
+        .await;
     assert_eq!(
         introspect(&app, "default", &app.owner, refresh_token).await,
         inactive(),

@@ -8,8 +8,6 @@ use std::time::Duration;
 use keygate::auth::revocation::STALENESS;
 use keygate::types::Role;
 use reqwest::StatusCode;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::helpers::{FLEET_URL, TestApp, json, spawn_app_with};
@@ -30,18 +28,6 @@ async fn me_at(app: &TestApp, base: &str, token: &str) -> (StatusCode, serde_jso
 fn role_of(reply: &(StatusCode, serde_json::Value), label: &str) -> String {
     assert_eq!(reply.0, StatusCode::OK, "{label}: {}", reply.1);
     reply.1["role"].as_str().unwrap_or_default().to_owned()
-}
-
-/// Writes a user's role straight to the database: what another node or the CLI does.
-async fn set_role_directly(app: &TestApp, user_id: &str, role: Role) {
-    let db = Database::connect(&app.db.url).await.unwrap();
-    entity::user::Entity::update_many()
-        .col_expr(entity::user::Column::Role, Expr::value(role.as_str()))
-        .filter(entity::user::Column::Id.eq(user_id))
-        .exec(&db)
-        .await
-        .unwrap();
-    db.close().await.ok();
 }
 
 /// A role change through the admin API is seen at once by the node that made it and by
@@ -99,7 +85,8 @@ async fn a_demotion_made_elsewhere_is_seen_after_the_window() {
     for base in [&app.address, &other] {
         assert_eq!(role_of(&me_at(&app, base, &token).await, base), "admin");
     }
-    set_role_directly(&app, &a.user_id, Role::Member).await;
+    app.set_user_directly(&a.user_id, Some(Role::Member), None)
+        .await;
     // Within the window the cached row answers (no query per request).
     assert_eq!(
         role_of(&me_at(&app, &other, &token).await, "within the window"),

@@ -7,8 +7,6 @@ use std::time::Duration;
 use keygate::auth::revocation::STALENESS;
 use keygate::types::Role;
 use reqwest::StatusCode;
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
 use crate::dpop_key::DpopKey;
@@ -199,20 +197,6 @@ async fn promoting_a_subject_ends_the_sessions_an_admin_acts_in_for_it() {
 /// A user's role and whether it is disabled.
 type UserState = (Role, bool);
 
-/// Writes a user's columns straight to the database, bypassing the admin API (and so the
-/// revocation of sessions): what a refresh must see anyway.
-async fn set_user_directly(app: &TestApp, user_id: &str, role: Role, disabled: bool) {
-    let db = Database::connect(&app.db.url).await.unwrap();
-    entity::user::Entity::update_many()
-        .col_expr(entity::user::Column::Role, Expr::value(role.as_str()))
-        .col_expr(entity::user::Column::Disabled, Expr::value(disabled))
-        .filter(entity::user::Column::Id.eq(user_id))
-        .exec(&db)
-        .await
-        .unwrap();
-    db.close().await.ok();
-}
-
 #[tokio::test]
 async fn a_refresh_rechecks_the_key_owner_and_the_actors_right_to_act() {
     let app = spawn_app_with(|_| {}).await;
@@ -245,12 +229,16 @@ async fn a_refresh_rechecks_the_key_owner_and_the_actors_right_to_act() {
         ),
     ];
     for (label, actor, subject) in cases {
-        set_user_directly(&app, &a.user_id, actor.0, actor.1).await;
-        set_user_directly(&app, &u.user_id, subject.0, subject.1).await;
+        app.set_user_directly(&a.user_id, Some(actor.0), Some(actor.1))
+            .await;
+        app.set_user_directly(&u.user_id, Some(subject.0), Some(subject.1))
+            .await;
         assert_refresh_refused(&app, &rt, label).await;
         // A refused refresh does not use the token up: restored, it refreshes again.
-        set_user_directly(&app, &a.user_id, Role::Admin, false).await;
-        set_user_directly(&app, &u.user_id, Role::Member, false).await;
+        app.set_user_directly(&a.user_id, Some(Role::Admin), Some(false))
+            .await;
+        app.set_user_directly(&u.user_id, Some(Role::Member), Some(false))
+            .await;
         rt = refresh_ok(&app, &rt, label).await;
     }
 
@@ -259,14 +247,16 @@ async fn a_refresh_rechecks_the_key_owner_and_the_actors_right_to_act() {
     let o = app.create_user("default", Role::Owner).await;
     let target = app.create_user("default", Role::Owner).await;
     let acting = sign_in_as(&app, &o, &target.user_id).await;
-    set_user_directly(&app, &o.user_id, Role::Admin, false).await;
+    app.set_user_directly(&o.user_id, Some(Role::Admin), Some(false))
+        .await;
     assert_refresh_refused(
         &app,
         &acting.refresh,
         "owner demoted to admin, subject owner",
     )
     .await;
-    set_user_directly(&app, &target.user_id, Role::Admin, false).await;
+    app.set_user_directly(&target.user_id, Some(Role::Admin), Some(false))
+        .await;
     refresh_ok(
         &app,
         &acting.refresh,
@@ -325,21 +315,24 @@ async fn a_dpop_bound_refresh_rechecks_the_actor_too() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let invalid_grant = (StatusCode::BAD_REQUEST, "invalid_grant");
-    set_user_directly(&app, &a.user_id, Role::Admin, true).await;
+    app.set_user_directly(&a.user_id, Some(Role::Admin), Some(true))
+        .await;
     let (status, body) = refresh().await;
     assert_eq!(
         (status, body["error"].as_str().unwrap_or_default()),
         invalid_grant,
         "{body}"
     );
-    set_user_directly(&app, &a.user_id, Role::Member, false).await;
+    app.set_user_directly(&a.user_id, Some(Role::Member), Some(false))
+        .await;
     let (status, body) = refresh().await;
     assert_eq!(
         (status, body["error"].as_str().unwrap_or_default()),
         invalid_grant,
         "{body}"
     );
-    set_user_directly(&app, &a.user_id, Role::Admin, false).await;
+    app.set_user_directly(&a.user_id, Some(Role::Admin), Some(false))
+        .await;
     let (status, body) = refresh().await;
     assert_eq!(status, StatusCode::OK, "restored: {body}");
 
@@ -351,7 +344,8 @@ async fn a_dpop_bound_refresh_rechecks_the_actor_too() {
     )
     .await
     .expect(StatusCode::OK);
-    set_user_directly(&app, &a.user_id, Role::Admin, false).await;
+    app.set_user_directly(&a.user_id, Some(Role::Admin), Some(false))
+        .await;
     let (status, body) = refresh().await;
     assert_eq!(
         (status, body["error"].as_str().unwrap_or_default()),
