@@ -9,6 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod resource;
+
+pub use resource::ResourceCommand;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -49,6 +53,9 @@ pub enum Command {
     /// API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Protected resources (RFC 8707): the APIs and MCP servers tokens are issued for.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
     /// Access token signing keys.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
@@ -256,6 +263,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Org(cmd) => org(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
         Command::User(cmd) => user(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
         Command::Key(cmd) => key(cmd, &settings, clock.as_ref()).await,
+        Command::Resource(cmd) => resource::run(cmd, &settings, clock.as_ref()).await,
         Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
         Command::Dpop(cmd) => dpop(cmd, clock.as_ref()),
     }

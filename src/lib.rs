@@ -17,6 +17,7 @@ pub mod ids;
 pub mod keys;
 pub mod oauth;
 pub mod outbound;
+pub mod resources;
 pub mod secrets;
 pub mod signing_keys;
 pub mod startup;

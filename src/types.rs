@@ -156,6 +156,8 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "users:write",
     "sessions:write",
     "audit:read",
+    "resources:read",
+    "resources:write",
 ];
 
 /// A set of known scopes, rendered space-separated (RFC 6749 §3.3).

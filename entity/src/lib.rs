@@ -10,6 +10,7 @@ pub mod cross_org_grant;
 pub mod idempotency_key;
 pub mod organization;
 pub mod refresh_token;
+pub mod resource;
 pub mod revoked_token;
 pub mod session;
 pub mod signing_key;

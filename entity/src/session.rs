@@ -22,6 +22,9 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     /// The last successful refresh.
     pub refreshed_at: Option<DateTimeUtc>,
+    /// The protected resources (RFC 8707) the session's tokens are for: their URIs,
+    /// space-separated; `None`: keygate itself. A refresh may name a subset, never more.
+    pub resources: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

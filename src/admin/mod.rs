@@ -9,6 +9,7 @@ pub mod grants;
 pub mod issuers;
 pub mod keys;
 pub mod policy;
+pub mod resources;
 pub mod sessions;
 pub mod users;
 
@@ -41,6 +42,8 @@ pub enum AdminError {
     UnknownGrant(String),
     #[error("no trusted identity provider `{0}` in this organization")]
     UnknownIssuer(String),
+    #[error("no resource `{0}` in this organization")]
+    UnknownResource(String),
     #[error("{0}")]
     Invalid(String),
     /// The request is valid but the resource's state refuses it (409).

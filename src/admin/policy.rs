@@ -95,6 +95,9 @@ pub enum Action {
     IssuersRead,
     /// Registering or removing a trusted identity provider.
     IssuersWrite,
+    ResourcesRead,
+    /// Registering, changing or removing a protected resource (RFC 8707).
+    ResourcesWrite,
 }
 
 impl Action {
@@ -117,6 +120,8 @@ impl Action {
             Action::GrantsRevoke { .. } => "grants.revoke",
             Action::IssuersRead => "trusted_issuers.read",
             Action::IssuersWrite => "trusted_issuers.write",
+            Action::ResourcesRead => "resources.read",
+            Action::ResourcesWrite => "resources.write",
         }
     }
 
@@ -136,6 +141,8 @@ impl Action {
             | Action::IssuersWrite => "users:write",
             Action::SessionsRevoke => "sessions:write",
             Action::AuditRead => "audit:read",
+            Action::ResourcesRead => "resources:read",
+            Action::ResourcesWrite => "resources:write",
         }
     }
 }
@@ -168,6 +175,8 @@ pub enum Target<'a> {
     Grant { id: Option<&'a str> },
     /// A trusted identity provider (`id: None`: one about to be registered).
     Issuer { id: Option<&'a str> },
+    /// A protected resource (`id: None`: one about to be registered).
+    Resource { id: Option<&'a str> },
 }
 
 impl Target<'_> {
@@ -187,6 +196,7 @@ impl Target<'_> {
             ),
             Target::Grant { id } => (Some("cross_org_grant"), id.map(str::to_owned)),
             Target::Issuer { id } => (Some("trusted_issuer"), id.map(str::to_owned)),
+            Target::Resource { id } => (Some("resource"), id.map(str::to_owned)),
         }
     }
 }
@@ -322,7 +332,10 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 Target::Key { owner, .. } => is_self(owner),
                 Target::User { id, .. } => is_self(id),
                 Target::Session { user_id, .. } => is_self(user_id),
-                Target::NewUser { .. } | Target::Grant { .. } | Target::Issuer { .. } => false,
+                Target::NewUser { .. }
+                | Target::Grant { .. }
+                | Target::Issuer { .. }
+                | Target::Resource { .. } => false,
             };
             match action {
                 Action::KeysRead
@@ -351,7 +364,9 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 | Action::GrantsCreate { .. }
                 | Action::GrantsRevoke { .. }
                 | Action::IssuersRead
-                | Action::IssuersWrite => Err(deny(
+                | Action::IssuersWrite
+                | Action::ResourcesRead
+                | Action::ResourcesWrite => Err(deny(
                     "only an owner or admin of the organization can do this",
                 )),
                 _ => Err(deny(
@@ -511,6 +526,16 @@ mod tests {
             (
                 Action::AuditRead,
                 Target::Listing,
+                [true, true, false, false],
+            ),
+            (
+                Action::ResourcesRead,
+                Target::Listing,
+                [true, true, false, false],
+            ),
+            (
+                Action::ResourcesWrite,
+                Target::Resource { id: None },
                 [true, true, false, false],
             ),
         ];

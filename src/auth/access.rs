@@ -13,7 +13,10 @@ use super::federation::{self, FederationError};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
-use crate::tokens::{AccessClaims, Expectation, TokenError, check_times, verify_with_kid};
+use crate::tokens::{
+    AccessClaims, Expectation, TokenError, check_times, verify_any_audience_with_kid,
+    verify_with_kid,
+};
 use crate::types::{Role, Scopes};
 
 /// What `Authorization` carried (parsed by the HTTP layer).
@@ -144,12 +147,32 @@ pub enum AccessError {
 }
 
 /// Verifies one of keygate's access tokens as issued for `org_slug` (signature, `typ`,
-/// `iss`, `aud`, `exp` and `iat` with the configured leeway, `org`). Shared by protected
-/// endpoints, revocation and introspection.
+/// `iss`, `aud`, `exp` and `iat` with the configured leeway, `org`). `aud` must be keygate's
+/// own: a token for a protected resource (RFC 8707) is `WrongAudience` here. Shared by
+/// protected endpoints.
 pub async fn verify_for_org(
     state: &AppState,
     org_slug: &str,
     token: &str,
+) -> Result<AccessClaims, TokenError> {
+    verify_issued(state, org_slug, token, true).await
+}
+
+/// [`verify_for_org`] whatever the token's audience, so a token for a protected resource
+/// verifies too: for introspection and revocation only, never to authenticate a request.
+pub async fn verify_issued_for_org(
+    state: &AppState,
+    org_slug: &str,
+    token: &str,
+) -> Result<AccessClaims, TokenError> {
+    verify_issued(state, org_slug, token, false).await
+}
+
+async fn verify_issued(
+    state: &AppState,
+    org_slug: &str,
+    token: &str,
+    own_audience: bool,
 ) -> Result<AccessClaims, TokenError> {
     let issuer = state.issuer(org_slug);
     let audience = state.audience(&issuer);
@@ -161,7 +184,8 @@ pub async fn verify_for_org(
     };
     let keys = state.signing_keys.current().await;
     // A token this node verified before skips the signature (auth::cache): the key that
-    // signed it must still be one this node accepts, and its times are checked again.
+    // signed it must still be one this node accepts, and its times (and, for a request,
+    // its audience) are checked again.
     let digest = VerifiedTokens::digest(token);
     if let Some(hit) = state.verified_tokens.get(&digest)
         && keys.verifier(&hit.kid).is_some()
@@ -170,9 +194,16 @@ pub async fn verify_for_org(
         if hit.claims.org != org_slug {
             return Err(TokenError::WrongIssuer);
         }
+        if own_audience && !hit.claims.aud.contains(&audience) {
+            return Err(TokenError::WrongAudience);
+        }
         return Ok(hit.claims.clone());
     }
-    let (kid, claims) = verify_with_kid(&keys, token, &expect)?;
+    let (kid, claims) = if own_audience {
+        verify_with_kid(&keys, token, &expect)?
+    } else {
+        verify_any_audience_with_kid(&keys, token, &expect)?
+    };
     if claims.org != org_slug {
         return Err(TokenError::WrongIssuer);
     }

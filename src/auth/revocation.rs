@@ -178,6 +178,7 @@ mod tests {
             expires_at: revocations.clock.now(),
             revoked_at: None,
             refreshed_at: None,
+            resources: None,
         });
         for forget in [
             Revocations::forget_sessions as fn(&Revocations),

@@ -11,10 +11,11 @@ use super::TokenType;
 use super::dpop::{DpopError, ProofCheck};
 use crate::ids::new_id;
 use crate::keys::refresh_token::PlainRefreshToken;
+use crate::resources::Target;
 use crate::secrets::Pepper;
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
-use crate::tokens::{AccessClaims, Actor, Confirmation, IssueError, issue};
+use crate::tokens::{AccessClaims, Actor, Audience, Confirmation, IssueError, issue};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -48,6 +49,8 @@ pub struct NewSession<'a> {
     pub dpop_jkt: Option<String>,
     /// Space-separated scopes, already checked against the key's.
     pub scope: String,
+    /// The protected resources (RFC 8707) its tokens are for; `None`: keygate itself.
+    pub target: Option<Target>,
 }
 
 /// `api_keys.last_used_at` is written at most this often per key (sampled, not per request).
@@ -134,6 +137,7 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
         expires_at: session_end,
         revoked_at: None,
         refreshed_at: None,
+        resources: new.target.as_ref().map(Target::stored),
     };
     let (refresh_token, row) = new_refresh_token(state, &session, now);
     let touch_key = new
@@ -149,7 +153,17 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
             touch_key,
         })
         .await?;
-    let access = access_token(state, new.org, new.key, &session, &session.scope, now).await?;
+    let target = new.target.as_ref();
+    let access = access_token(
+        state,
+        new.org,
+        new.key,
+        &session,
+        &session.scope,
+        target,
+        now,
+    )
+    .await?;
     Ok(Opened {
         session,
         access,
@@ -157,21 +171,29 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
     })
 }
 
-/// Signs an access token of `session` with `scope` (the session's, or narrower).
+/// Signs an access token of `session` with `scope` (the session's, or narrower), for
+/// keygate itself or for `target`'s resources (their `aud`; their `access_ttl` caps it).
 pub async fn access_token(
     state: &AppState,
     org: &organization::Model,
     key: &api_key::Model,
     session: &session::Model,
     scope: &str,
+    target: Option<&Target>,
     now: DateTime<Utc>,
 ) -> Result<AccessToken, SessionError> {
-    let expires_at = add(now, state.settings.tokens.access_ttl)
-        .min(key_end(key))
-        .min(session.expires_at);
+    let ttl = target
+        .and_then(|t| t.access_ttl)
+        .map_or(state.settings.tokens.access_ttl, |cap| {
+            cap.min(state.settings.tokens.access_ttl)
+        });
+    let expires_at = add(now, ttl).min(key_end(key)).min(session.expires_at);
     let issuer = state.issuer(&org.slug);
     let claims = AccessClaims {
-        aud: state.audience(&issuer),
+        aud: match target {
+            Some(t) => Audience::of(t.uris.clone()),
+            None => state.audience(&issuer).into(),
+        },
         iss: issuer,
         sub: session.user_id.clone(),
         exp: expires_at.timestamp(),

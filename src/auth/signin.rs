@@ -22,6 +22,7 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::ids::is_id;
 use crate::keys::api_key::PlainApiKey;
 use crate::keys::refresh_token::PlainRefreshToken;
+use crate::resources::{self, TargetError};
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
 use crate::types::Slug;
@@ -36,6 +37,8 @@ pub struct SigninRequest<'a> {
     pub dpop: &'a [&'a [u8]],
     /// The request path, for the proof's `htu`.
     pub path: &'a str,
+    /// `?resource=` values (RFC 8707): the protected resources the token is for.
+    pub resources: &'a [String],
     pub meta: RequestMeta,
 }
 
@@ -72,6 +75,9 @@ pub enum SigninError {
     RateLimited { retry_after: u64 },
     #[error(transparent)]
     Dpop(#[from] DpopError),
+    /// `invalid_target` or `invalid_scope` (RFC 8707).
+    #[error(transparent)]
+    Target(#[from] TargetError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -105,6 +111,7 @@ impl SigninError {
             SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "temporarily_unavailable",
             SigninError::Dpop(_) => "invalid_dpop_proof",
+            SigninError::Target(e) => e.code(),
             SigninError::Storage(_) | SigninError::Session(_) => "internal_error",
         }
     }
@@ -227,6 +234,7 @@ async fn run(
         credential::subject(state, &org, &holder, Some(user_id), &req.meta).await?;
     trail.subject = Some(subject.id.clone());
     // The proof is checked (and its `jti` remembered) only for a valid credential.
+    let target = resources::for_grant(state, &org, &holder.key.scopes, req.resources, None).await?;
     let dpop_jkt = session::binding_proof(state, &org, req.dpop, req.path, None).await?;
 
     let opened = session::open(
@@ -237,7 +245,10 @@ async fn run(
             user_id: subject.id,
             actor,
             dpop_jkt,
-            scope: holder.key.scopes.clone(),
+            scope: target
+                .as_ref()
+                .map_or_else(|| holder.key.scopes.clone(), |t| t.scope.clone()),
+            target,
         },
     )
     .await?;

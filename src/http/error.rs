@@ -24,6 +24,7 @@ use crate::auth::cross_org::CrossOrgError;
 use crate::auth::dpop::{ALGS, DpopError, REPLAY_RETRY_AFTER_SECS};
 use crate::auth::federation::FederationError;
 use crate::auth::signin::SigninError;
+use crate::resources::TargetError;
 use crate::storage::StorageError;
 use crate::tokens::TokenError;
 
@@ -287,7 +288,10 @@ impl From<SigninError> for ApiError {
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => {
                 return ApiError::replay_store_unavailable();
             }
-            SigninError::Storage(_) | SigninError::Session(_) => return ApiError::internal(&err),
+            SigninError::Storage(_)
+            | SigninError::Session(_)
+            | SigninError::Target(TargetError::Storage(_)) => return ApiError::internal(&err),
+            SigninError::Target(_) => StatusCode::BAD_REQUEST,
             // RFC 9449 §5, §8: a bad proof at a token-issuing endpoint is a 400.
             SigninError::Dpop(_) => StatusCode::BAD_REQUEST,
         };

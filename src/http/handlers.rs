@@ -65,11 +65,12 @@ pub fn request_meta(req: &HttpRequest) -> RequestMeta {
         ("x-user-id" = String, Header, description = "The user to sign in as: the key's owner, or a user an owner or admin acts for"),
         ("x-mongo-cluster-name" = Option<String>, Header, description = "Accepted for client compatibility; ignored"),
         ("DPoP" = Option<String>, Header, description = "An RFC 9449 proof for this request (`keygate dpop proof`), to bind the token"),
+        ("resource" = Option<Vec<String>>, Query, explode = true, description = "RFC 8707: a registered protected resource of the organization the token is for (repeatable); its URI becomes the token's `aud`, its scopes the token's"),
     ),
     security(("api_key" = [], "api_key_id" = [])),
     responses(
         (status = 200, description = "Signed in", body = SigninResponse),
-        (status = 400, description = "`missing_api_key`, `missing_user_id`, `invalid_dpop_proof` or `use_dpop_nonce`", body = ErrorBody),
+        (status = 400, description = "`missing_api_key`, `missing_user_id`, `invalid_dpop_proof`, `use_dpop_nonce`, `invalid_target` (a `resource` that is not a registered resource of the organization) or `invalid_scope`", body = ErrorBody),
         (status = 401, description = "`invalid_api_key`, `expired_api_key` or `revoked_api_key`", body = ErrorBody),
         (status = 403, description = "`permission_denied`: the key's owner may not act for that user", body = ErrorBody),
         (status = 404, description = "`unknown_organization`", body = ErrorBody),
@@ -84,6 +85,10 @@ pub async fn signin_with_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let headers = req.headers();
     let proofs: Vec<&[u8]> = headers.get_all("dpop").map(|v| v.as_bytes()).collect();
+    let resources: Vec<String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(name, value)| name == "resource" && !value.is_empty())
+        .map(|(_, value)| value.into_owned())
+        .collect();
     let result = signin(
         &state,
         SigninRequest {
@@ -93,6 +98,7 @@ pub async fn signin_with_api_key(
             user_id: header_value(headers, "x-user-id"),
             dpop: &proofs,
             path: req.path(),
+            resources: &resources,
             meta: request_meta(&req),
         },
     )

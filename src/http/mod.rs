@@ -170,6 +170,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/trusted_issuers/{id}")
                         .route(web::get().to(admin::get_issuer))
                         .route(web::delete().to(admin::delete_issuer)),
+                )
+                .service(
+                    resource("/resources")
+                        .route(web::get().to(admin::list_resources))
+                        .route(web::post().to(admin::create_resource)),
+                )
+                .service(
+                    resource("/resources/{id}")
+                        .route(web::get().to(admin::get_resource))
+                        .route(web::patch().to(admin::update_resource))
+                        .route(web::delete().to(admin::delete_resource)),
+                )
+                .service(
+                    resource("/resources/{id}/protected-resource-metadata")
+                        .route(web::get().to(admin::resource_metadata)),
                 ),
         )
         .default_service(web::to(handlers::not_found));

@@ -129,7 +129,7 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
 /// `POST /v1/{org}/oauth/token`.
 #[utoipa::path(
     post, path = "/v1/{org}/oauth/token", tag = "OAuth", summary = "Token endpoint (RFC 6749)",
-    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; optional `scope`, `user_id`) or `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound). A `DPoP` header binds the tokens.",
+    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; optional `scope`, `user_id`) or `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound). A `DPoP` header binds the tokens. `resource` (RFC 8707, repeatable) asks for a token for registered protected resources (`invalid_target` otherwise).",
     params(OrgPath, ("DPoP" = Option<String>, Header, description = "An RFC 9449 proof for this request")),
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ()),
@@ -266,6 +266,10 @@ pub struct TokenForm {
     scope: Option<String>,
     /// With `client_credentials`: the user to act for.
     user_id: Option<String>,
+    /// RFC 8707: a registered protected resource the token is for (repeatable). Its URI
+    /// becomes `aud` (a list when several), its scopes the token's. At a refresh: a subset
+    /// of the session's resources.
+    resource: Option<Vec<String>>,
     /// The API key id, when not sent with HTTP Basic.
     client_id: Option<String>,
     /// The API key secret, when not sent with HTTP Basic.

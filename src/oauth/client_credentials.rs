@@ -1,5 +1,6 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4): an API key authenticates as the client;
-//! `user_id` acts for another user (as at sign-in); `scope` narrows; a DPoP proof binds.
+//! `user_id` acts for another user (as at sign-in); `resource` (RFC 8707) names the
+//! protected resources the token is for; `scope` narrows; a DPoP proof binds.
 
 use entity::organization;
 
@@ -10,6 +11,7 @@ use super::{
 use crate::audit::AuditEvent;
 use crate::auth::credential::{self, CredentialError};
 use crate::auth::session::{self, NewSession};
+use crate::resources;
 use crate::state::AppState;
 
 pub(super) async fn grant(
@@ -57,7 +59,20 @@ async fn run(
             _ => OAuthError::invalid_request("user_id names no active user of this organization"),
         })?;
     event.target_id = Some(subject.id.clone());
-    let scope = narrow_scope(req.params.get("scope"), &holder.key.scopes)?;
+    // RFC 8707: with `resource`, the token is for those resources and their scopes.
+    let requested_scope = req.params.get("scope");
+    let target = resources::for_grant(
+        state,
+        org,
+        &holder.key.scopes,
+        req.params.get_all("resource"),
+        requested_scope,
+    )
+    .await?;
+    let scope = match &target {
+        Some(target) => target.scope.clone(),
+        None => narrow_scope(requested_scope, &holder.key.scopes)?,
+    };
     let dpop_jkt = proof(state, org, req, None).await?;
 
     let opened = session::open(
@@ -69,6 +84,7 @@ async fn run(
             actor,
             dpop_jkt,
             scope,
+            target,
         },
     )
     .await?;

@@ -1,17 +1,31 @@
 //! `application/x-www-form-urlencoded` request bodies (RFC 6749 §3.2: no parameter may
-//! appear twice; parameters without a value are treated as omitted).
+//! appear twice, except those an extension makes repeatable: RFC 8707's `resource`;
+//! parameters without a value are treated as omitted).
 
 use std::collections::HashMap;
 
 use super::OAuthError;
 
+/// Parameters that may appear more than once.
+const REPEATABLE: &[&str] = &["resource"];
+
 #[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    single: HashMap<String, String>,
+    repeated: HashMap<&'static str, Vec<String>>,
+}
 
 impl Params {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();
+        let mut repeated: HashMap<&'static str, Vec<String>> = HashMap::new();
         for (name, value) in url::form_urlencoded::parse(body) {
+            if let Some(name) = REPEATABLE.iter().find(|r| **r == name) {
+                if !value.is_empty() {
+                    repeated.entry(name).or_default().push(value.into_owned());
+                }
+                continue;
+            }
             if map.insert(name.to_string(), value.to_string()).is_some() {
                 return Err(OAuthError::invalid_request(format!(
                     "the parameter `{name}` appears more than once"
@@ -19,11 +33,19 @@ impl Params {
             }
         }
         map.retain(|_, v: &mut String| !v.is_empty());
-        Ok(Self(map))
+        Ok(Self {
+            single: map,
+            repeated,
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.single.get(name).map(String::as_str)
+    }
+
+    /// Every value of a repeatable parameter, in order (none: empty).
+    pub fn get_all(&self, name: &str) -> &[String] {
+        self.repeated.get(name).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -39,5 +61,9 @@ mod tests {
         assert_eq!(p.get("x"), Some("+"));
         assert_eq!(p.get("empty"), None);
         assert!(Params::parse(b"a=1&a=2").is_err());
+        let p = Params::parse(b"resource=https%3A%2F%2Fa.example%2F&resource=&resource=b").unwrap();
+        assert_eq!(p.get_all("resource"), ["https://a.example/", "b"]);
+        assert_eq!(p.get("resource"), None);
+        assert!(Params::parse(b"").unwrap().get_all("resource").is_empty());
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{OAuthError, OAuthRequest, client, organization};
-use crate::auth::access::verify_for_org;
+use crate::auth::access::verify_issued_for_org;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::state::AppState;
 use crate::storage;
@@ -72,7 +72,7 @@ pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value
         return Ok(body);
     }
 
-    let Ok(claims) = verify_for_org(state, &org.slug, token).await else {
+    let Ok(claims) = verify_issued_for_org(state, &org.slug, token).await else {
         return Ok(inactive);
     };
     if claims.org != org.slug

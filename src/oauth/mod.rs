@@ -18,6 +18,7 @@ use crate::audit::RequestMeta;
 use crate::auth::dpop::DpopError;
 use crate::auth::session;
 use crate::auth::session::SessionError;
+use crate::resources::TargetError;
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
 use crate::types::Scopes;
@@ -31,6 +32,8 @@ pub enum ErrorCode {
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
+    /// RFC 8707 §2: a `resource` that is not a registered resource of the organization.
+    InvalidTarget,
     InvalidDpopProof,
     UseDpopNonce,
     /// Too many failed client authentications (HTTP 429 with `Retry-After`).
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::RateLimited => "rate_limited",
@@ -115,6 +119,16 @@ impl From<StorageError> for OAuthError {
         OAuthError {
             cause: Some(err.to_string()),
             ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
+        }
+    }
+}
+
+impl From<TargetError> for OAuthError {
+    fn from(err: TargetError) -> Self {
+        match err {
+            TargetError::InvalidTarget(d) => OAuthError::new(ErrorCode::InvalidTarget, d),
+            TargetError::InvalidScope(d) => OAuthError::new(ErrorCode::InvalidScope, d),
+            TargetError::Storage(e) => e.into(),
         }
     }
 }

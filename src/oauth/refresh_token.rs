@@ -16,6 +16,7 @@ use super::{
 use crate::audit::AuditEvent;
 use crate::auth::session;
 use crate::keys::refresh_token::PlainRefreshToken;
+use crate::resources;
 use crate::state::AppState;
 use crate::storage;
 use crate::types::Role;
@@ -83,7 +84,22 @@ async fn run(
         ));
     }
     let key = still_allowed(state, org, &session, now).await?;
-    let scope = narrow_scope(req.params.get("scope"), &session.scope)?;
+    // RFC 8707 §2.2: `resource` may name a subset of the session's resources, never more;
+    // checked before the refresh token is rotated, so a refused request does not use it.
+    let requested_scope = req.params.get("scope");
+    let target = resources::for_refresh(
+        state,
+        org,
+        &key.scopes,
+        &session,
+        req.params.get_all("resource"),
+        requested_scope,
+    )
+    .await?;
+    let scope = match &target {
+        Some(target) => target.scope.clone(),
+        None => narrow_scope(requested_scope, &session.scope)?,
+    };
 
     let refresh_token = match &session.dpop_jkt {
         Some(jkt) => {
@@ -94,7 +110,8 @@ async fn run(
         None => rotate(state, org, &session, &stored, &plain, now).await?,
     };
 
-    let access = session::access_token(state, org, &key, &session, &scope, now).await?;
+    let access =
+        session::access_token(state, org, &key, &session, &scope, target.as_ref(), now).await?;
     Ok(TokenResponse {
         body: token_body(&access, &scope, &refresh_token, &session.id),
         dpop_nonce: state.dpop_policy(org).nonce,

@@ -4,7 +4,7 @@
 
 use super::{ErrorCode, OAuthError, OAuthRequest, client, organization};
 use crate::audit::AuditEvent;
-use crate::auth::access::verify_for_org;
+use crate::auth::access::verify_issued_for_org;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::state::AppState;
 use crate::storage;
@@ -62,7 +62,7 @@ pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuth
         return Ok(());
     }
 
-    let Ok(claims) = verify_for_org(state, &org.slug, token).await else {
+    let Ok(claims) = verify_issued_for_org(state, &org.slug, token).await else {
         return Ok(());
     };
     if claims.client_id != holder.key.id {

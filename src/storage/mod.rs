@@ -10,6 +10,7 @@ pub mod orgs;
 pub mod page;
 pub(crate) mod purge;
 pub mod refresh_tokens;
+pub mod resources;
 pub mod revoked_tokens;
 pub mod sessions;
 pub mod signing_keys;

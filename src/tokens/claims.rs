@@ -8,8 +8,9 @@ pub struct AccessClaims {
     pub iss: String,
     /// The user id the token acts as.
     pub sub: String,
-    /// Configured audience, default the issuer.
-    pub aud: String,
+    /// keygate's own tokens: the configured audience, default the issuer; a token for
+    /// protected resources (RFC 8707): their URIs (a list when several).
+    pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
@@ -38,4 +39,42 @@ pub struct Confirmation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub sub: String,
+}
+
+/// RFC 7519 §4.1.3 `aud`: one string, or an array of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// One value as a string, several as an array.
+    pub fn of(mut values: Vec<String>) -> Self {
+        if values.len() == 1 {
+            Audience::One(values.remove(0))
+        } else {
+            Audience::Many(values)
+        }
+    }
+
+    pub fn contains(&self, value: &str) -> bool {
+        match self {
+            Audience::One(one) => one == value,
+            Audience::Many(many) => many.iter().any(|a| a == value),
+        }
+    }
+}
+
+impl From<String> for Audience {
+    fn from(value: String) -> Self {
+        Audience::One(value)
+    }
+}
+
+impl From<&str> for Audience {
+    fn from(value: &str) -> Self {
+        Audience::One(value.to_owned())
+    }
 }

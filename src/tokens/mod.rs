@@ -5,8 +5,10 @@
 mod claims;
 mod verify;
 
-pub use claims::{AccessClaims, Actor, Confirmation};
-pub use verify::{Expectation, TokenError, check_times, verify, verify_with_kid};
+pub use claims::{AccessClaims, Actor, Audience, Confirmation};
+pub use verify::{
+    Expectation, TokenError, check_times, verify, verify_any_audience_with_kid, verify_with_kid,
+};
 
 use jsonwebtoken::Header;
 

@@ -61,6 +61,26 @@ pub fn verify_with_kid(
     token: &str,
     expect: &Expectation<'_>,
 ) -> Result<(String, AccessClaims), TokenError> {
+    verify_checked(keys, token, expect, Some(expect.audience))
+}
+
+/// [`verify_with_kid`] whatever the token's `aud` (`expect.audience` is not checked): for
+/// introspection and revocation, which answer for every token the organization issued,
+/// including those for protected resources (RFC 8707). Never for authenticating a request.
+pub fn verify_any_audience_with_kid(
+    keys: &KeySet,
+    token: &str,
+    expect: &Expectation<'_>,
+) -> Result<(String, AccessClaims), TokenError> {
+    verify_checked(keys, token, expect, None)
+}
+
+fn verify_checked(
+    keys: &KeySet,
+    token: &str,
+    expect: &Expectation<'_>,
+    audience: Option<&str>,
+) -> Result<(String, AccessClaims), TokenError> {
     let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
     if !is_access_token_type(header.typ.as_deref()) {
         return Err(TokenError::WrongType);
@@ -79,7 +99,10 @@ pub fn verify_with_kid(
     validation.validate_nbf = false;
     validation.required_spec_claims.clear();
     validation.set_issuer(&[expect.issuer]);
-    validation.set_audience(&[expect.audience]);
+    match audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
 
     let claims = decode::<AccessClaims>(token, key, &validation)
         .map_err(|e| match e.kind() {
@@ -112,7 +135,7 @@ mod tests {
     use crate::clock::{Clock, ManualClock};
     use crate::keys::signing::{SigningAlg, generate};
     use crate::secrets::tests_support::kek;
-    use crate::tokens::issue;
+    use crate::tokens::{Audience, issue};
 
     fn claims(now: i64) -> AccessClaims {
         AccessClaims {
@@ -194,6 +217,27 @@ mod tests {
             assert_eq!(
                 verify(&keys, "not.a.jwt", &expect),
                 Err(TokenError::Malformed)
+            );
+
+            // A token for protected resources (RFC 8707): refused where keygate is the
+            // audience, verified when any audience is accepted.
+            let resource_claims = AccessClaims {
+                aud: Audience::of(vec![
+                    "https://mcp.example/a".into(),
+                    "https://mcp.example/b".into(),
+                ]),
+                ..claims(now.timestamp())
+            };
+            let resource_token = issue(&keys, &resource_claims).unwrap();
+            assert_eq!(
+                verify(&keys, &resource_token, &expect),
+                Err(TokenError::WrongAudience)
+            );
+            assert_eq!(
+                verify_any_audience_with_kid(&keys, &resource_token, &expect)
+                    .unwrap()
+                    .1,
+                resource_claims
             );
 
             let stranger = KeySet::build(&[generate(alg, &kek, now).unwrap()], &kek, now).unwrap();

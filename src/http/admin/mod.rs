@@ -25,6 +25,7 @@ mod events;
 mod grants;
 mod issuers;
 mod keys;
+mod resources;
 mod sessions;
 mod users;
 
@@ -32,6 +33,7 @@ pub use events::*;
 pub use grants::*;
 pub use issuers::*;
 pub use keys::*;
+pub use resources::*;
 pub use sessions::*;
 pub use users::*;
 
@@ -174,7 +176,8 @@ impl From<AdminError> for ApiError {
             | AdminError::UnknownKey(_)
             | AdminError::UnknownSession(_)
             | AdminError::UnknownGrant(_)
-            | AdminError::UnknownIssuer(_) => ApiError::not_found(err.to_string()),
+            | AdminError::UnknownIssuer(_)
+            | AdminError::UnknownResource(_) => ApiError::not_found(err.to_string()),
             AdminError::Invalid(message) => ApiError::invalid_request(message),
             AdminError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)

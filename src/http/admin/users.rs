@@ -144,7 +144,7 @@ pub struct UpdateUserBody {
 }
 
 /// Tells a member that is `null` (`Some(None)`) from one that is absent (`None`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
