@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::helpers::{TestApp, error_code, json, spawn_app};
 
 /// Runs the real binary on `app`'s data directory and database.
-fn keygate(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) fn keygate(app: &TestApp, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keygate"))
         .args(args)
         .current_dir(app.data_dir.path())
@@ -20,7 +20,7 @@ fn keygate(app: &TestApp, args: &[&str]) -> Output {
         .expect("run keygate")
 }
 
-fn keygate_json(app: &TestApp, args: &[&str]) -> Value {
+pub(crate) fn keygate_json(app: &TestApp, args: &[&str]) -> Value {
     let out = keygate(app, args);
     assert!(
         out.status.success(),

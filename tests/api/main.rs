@@ -22,6 +22,8 @@ mod negative;
 mod oauth;
 mod reference;
 mod replay_store;
+mod resources;
+mod resources_admin;
 mod rotation;
 mod security;
 mod signin;
