@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::{OAuthError, OAuthRequest, client, organization};
 use crate::auth::access::verify_issued_for_org;
 use crate::keys::refresh_token::PlainRefreshToken;
+use crate::resources;
 use crate::state::AppState;
 use crate::storage;
 
@@ -76,6 +77,7 @@ pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value
         return Ok(inactive);
     };
     if claims.org != org.slug
+        || !resources::audience_issued(state, &org, &claims.aud).await?
         || storage::revoked_tokens::is_revoked(&state.storage, &claims.jti).await?
     {
         return Ok(inactive);

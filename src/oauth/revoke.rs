@@ -6,6 +6,7 @@ use super::{ErrorCode, OAuthError, OAuthRequest, client, organization};
 use crate::audit::AuditEvent;
 use crate::auth::access::verify_issued_for_org;
 use crate::keys::refresh_token::PlainRefreshToken;
+use crate::resources;
 use crate::state::AppState;
 use crate::storage;
 
@@ -65,6 +66,9 @@ pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuth
     let Ok(claims) = verify_issued_for_org(state, &org.slug, token).await else {
         return Ok(());
     };
+    if !resources::audience_issued(state, &org, &claims.aud).await? {
+        return Ok(());
+    }
     if claims.client_id != holder.key.id {
         return Err(not_yours());
     }

@@ -26,6 +26,7 @@ pub use uri::{InvalidUri, ResourceUri};
 use crate::auth::dpop::ALGS;
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
+use crate::tokens::Audience;
 
 /// Most resources one token request may name.
 pub const MAX_PER_REQUEST: usize = 16;
@@ -253,6 +254,29 @@ pub async fn for_refresh(
     .await?;
     let session_scopes: BTreeSet<&str> = session.scope.split_ascii_whitespace().collect();
     target_for_key(&found, key_scopes, scope, |s| session_scopes.contains(s)).map(Some)
+}
+
+/// Whether keygate issues tokens with this `aud` at `org`: its own audience, or only
+/// registered resources of `org` (introspection and revocation answer for those tokens
+/// alone; a resource removed since makes its tokens inactive there).
+pub async fn audience_issued(
+    state: &AppState,
+    org: &organization::Model,
+    aud: &Audience,
+) -> Result<bool, StorageError> {
+    let issuer = state.issuer(&org.slug);
+    if *aud == Audience::One(state.audience(&issuer)) {
+        return Ok(true);
+    }
+    let uris: Vec<String> = match aud {
+        Audience::One(one) => vec![one.clone()],
+        Audience::Many(many) => many.clone(),
+    };
+    if uris.is_empty() {
+        return Ok(false);
+    }
+    let found = storage::resources::by_uris(&state.storage, &org.id, &uris).await?;
+    Ok(uris.iter().all(|u| found.iter().any(|r| &r.uri == u)))
 }
 
 /// The RFC 9728 §2 metadata of `resource`, which that resource server should publish at

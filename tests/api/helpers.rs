@@ -89,6 +89,7 @@ impl TestDatabase {
             revoked_token,
             cross_org_grant,
             trusted_issuer,
+            resource,
         );
         let sql = if self.is_postgres() {
             "SELECT table_name AS name FROM information_schema.tables \

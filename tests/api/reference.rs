@@ -67,6 +67,15 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         ("POST", "/v1/{org}/trusted_issuers"),
         ("GET", "/v1/{org}/trusted_issuers/{id}"),
         ("DELETE", "/v1/{org}/trusted_issuers/{id}"),
+        ("GET", "/v1/{org}/resources"),
+        ("POST", "/v1/{org}/resources"),
+        ("GET", "/v1/{org}/resources/{id}"),
+        ("PATCH", "/v1/{org}/resources/{id}"),
+        ("DELETE", "/v1/{org}/resources/{id}"),
+        (
+            "GET",
+            "/v1/{org}/resources/{id}/protected-resource-metadata",
+        ),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
     ] {
@@ -76,7 +85,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         );
     }
     // And nothing is documented that the server does not answer.
-    assert_eq!(operations.len(), 31, "{operations:?}");
+    assert_eq!(operations.len(), 37, "{operations:?}");
 
     let signin = &doc["paths"]["/v1/{org}/user/signin_with_api_key"]["post"];
     let headers: Vec<&str> = signin["parameters"]

@@ -348,6 +348,8 @@ async fn a_removed_resource_is_no_longer_issued_nor_refreshed() {
     let (status, body) = cc(&app, &app.owner, &[MCP], None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let rt = body["refresh_token"].as_str().unwrap().to_owned();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(&app, &app.owner, &token).await["active"], true);
 
     let owner = app.session(&app.owner).await;
     let path = format!("/v1/default/resources/{}", created["id"].as_str().unwrap());
@@ -359,6 +361,11 @@ async fn a_removed_resource_is_no_longer_issued_nor_refreshed() {
     oauth_error(status, &body, "invalid_target");
     let (status, body) = cc(&app, &app.owner, &[MCP], None).await;
     oauth_error(status, &body, "invalid_target");
+    // Introspection answers only for audiences keygate still issues.
+    assert_eq!(
+        introspect(&app, &app.owner, &token).await,
+        json!({"active": false})
+    );
 }
 
 #[tokio::test]

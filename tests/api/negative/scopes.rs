@@ -39,6 +39,16 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/{org}/trusted_issuers", "users:write"),
     ("GET", "/v1/{org}/trusted_issuers/{id}", "users:read"),
     ("DELETE", "/v1/{org}/trusted_issuers/{id}", "users:write"),
+    ("GET", "/v1/{org}/resources", "resources:read"),
+    ("POST", "/v1/{org}/resources", "resources:write"),
+    ("GET", "/v1/{org}/resources/{id}", "resources:read"),
+    ("PATCH", "/v1/{org}/resources/{id}", "resources:write"),
+    ("DELETE", "/v1/{org}/resources/{id}", "resources:write"),
+    (
+        "GET",
+        "/v1/{org}/resources/{id}/protected-resource-metadata",
+        "resources:read",
+    ),
 ];
 
 /// Protected routes that need no scope: any valid token of the organization may call them.
@@ -51,6 +61,7 @@ struct Targets {
     member_session: String,
     grant: String,
     issuer: String,
+    resource: String,
 }
 
 impl Targets {
@@ -66,6 +77,8 @@ impl Targets {
             &self.grant
         } else if template.starts_with("/v1/{org}/trusted_issuers/") {
             &self.issuer
+        } else if template.starts_with("/v1/{org}/resources/") {
+            &self.resource
         } else {
             ""
         };
@@ -83,6 +96,10 @@ impl Targets {
                 Some(json!({"source_org": "acme", "role": "member"}))
             }
             ("POST", "/v1/{org}/trusted_issuers") => Some(issuer_body("https://narrow.example")),
+            ("POST", "/v1/{org}/resources") => {
+                Some(json!({"uri": "https://narrow.example/mcp", "name": "narrow"}))
+            }
+            ("PATCH", "/v1/{org}/resources/{id}") => Some(json!({"name": "renamed"})),
             _ => None,
         }
     }
@@ -296,12 +313,21 @@ async fn a_token_without_the_routes_scope_is_refused_on_every_admin_route() {
         )
         .await;
     issuer.expect(StatusCode::CREATED);
+    let resource = app
+        .post_as(
+            &owner.token,
+            "/v1/default/resources",
+            &json!({"uri": "https://mcp.example/mcp", "name": "mcp", "scopes": ["mcp:tools"]}),
+        )
+        .await;
+    resource.expect(StatusCode::CREATED);
     let targets = Targets {
         member_user: member.user_id.clone(),
         member_key: member.api_key_id.clone(),
         member_session: member_session.session_id.clone(),
         grant: grant.str("id"),
         issuer: issuer.str("id"),
+        resource: resource.str("id"),
     };
 
     let tokens = narrow_tokens(&app, &owner).await;
@@ -396,6 +422,9 @@ async fn a_token_without_the_routes_scope_is_refused_on_every_admin_route() {
             .len(),
         1
     );
+    let resources = app.list_page(&owner.token, "/v1/default/resources").await;
+    assert_eq!(resources.len(), 1, "no resource was created or removed");
+    assert_eq!(resources[0]["name"], "mcp", "no resource was changed");
     assert_eq!(
         app.list_page(&owner.token, "/v1/default/cross_org_grants")
             .await
