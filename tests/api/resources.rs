@@ -152,6 +152,13 @@ async fn a_token_for_a_resource_carries_its_uri_as_aud_and_its_scopes_and_keygat
     assert_eq!(claims["scope"], "files:read mcp:tools");
     assert_eq!(claims["iss"], app.url("/v1/default"));
 
+    // Introspection knows it: active, with its aud (it verified the token, so this node
+    // remembers it as verified: that must not make it pass below).
+    let info = introspect(&app, &agent, token).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["aud"], MCP);
+    assert_eq!(info["scope"], "files:read mcp:tools");
+
     // Its aud is not keygate: every protected endpoint refuses it, whatever the scheme.
     assert_rejected(&app, "default", token, "invalid_token").await;
     let basic = app
@@ -172,12 +179,6 @@ async fn a_token_for_a_resource_carries_its_uri_as_aud_and_its_scopes_and_keygat
     basic.expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
     let admin = app.get_as(token, "/v1/default/api_keys").await;
     admin.expect_error(StatusCode::UNAUTHORIZED, "invalid_token");
-
-    // Introspection still knows it: active, with its aud.
-    let info = introspect(&app, &agent, token).await;
-    assert_eq!(info["active"], true, "{info}");
-    assert_eq!(info["aud"], MCP);
-    assert_eq!(info["scope"], "files:read mcp:tools");
 
     // Without `resource` nothing changes: keygate's audience and scopes.
     let (status, body) = cc(&app, &agent, &[], None).await;
