@@ -22,6 +22,7 @@ mod negative;
 mod oauth;
 mod reference;
 mod replay_store;
+mod resource_server;
 mod resources;
 mod resources_admin;
 mod rotation;
