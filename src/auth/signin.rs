@@ -233,8 +233,10 @@ async fn run(
     let (subject, actor) =
         credential::subject(state, &org, &holder, Some(user_id), &req.meta).await?;
     trail.subject = Some(subject.id.clone());
-    // The proof is checked (and its `jti` remembered) only for a valid credential.
+    // RFC 8707: checked only once the credential was, so a caller without a valid key
+    // learns nothing about the organization's resources.
     let target = resources::for_grant(state, &org, &holder.key.scopes, req.resources, None).await?;
+    // The proof is checked (and its `jti` remembered) only for a valid credential.
     let dpop_jkt = session::binding_proof(state, &org, req.dpop, req.path, None).await?;
 
     let opened = session::open(
