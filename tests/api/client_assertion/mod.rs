@@ -5,6 +5,7 @@
 
 mod checks;
 mod flow;
+mod fuzz;
 mod registration;
 
 use base64::Engine;
