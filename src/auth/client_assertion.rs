@@ -33,6 +33,14 @@ pub const MAX_ASSERTION_BYTES: usize = 8192;
 /// for one request, and its `jti` is remembered until it expires.
 pub const MAX_LIFETIME_SECS: i64 = 300;
 
+/// The `typ` header values accepted (absent is accepted too): plain JWTs, and the explicit
+/// type draft-ietf-oauth-rfc7523bis gives client assertions.
+const ASSERTION_TYPS: &[&str] = &[
+    "JWT",
+    "client-authentication+jwt",
+    "application/client-authentication+jwt",
+];
+
 /// The longest `jti` accepted.
 const MAX_JTI_CHARS: usize = 256;
 
@@ -44,6 +52,8 @@ pub enum AssertionError {
     TooLarge,
     #[error("the client assertion is not a compact JWS: {0}")]
     Malformed(&'static str),
+    #[error("the client assertion's typ must be JWT or client-authentication+jwt when present")]
+    WrongType,
     #[error("the client assertion lacks the claim `{0}` or it has the wrong type")]
     MissingClaim(&'static str),
     #[error("the client assertion's iss and sub must both be the client id")]
@@ -95,6 +105,7 @@ pub enum AssertionError {
 /// The header members read. A duplicated member is a parse error.
 #[derive(Deserialize)]
 struct RawHeader {
+    typ: Option<Value>,
     alg: Option<Value>,
     kid: Option<Value>,
     crit: Option<Value>,
@@ -154,6 +165,13 @@ impl<'a> UnverifiedAssertion<'a> {
                 "the header has crit, which is not understood",
             ));
         }
+        // Explicit typing (RFC 8725 §3.11): a JWT made for something else (a DPoP proof, an
+        // access token) is never taken for an assertion, even when the same key signed it.
+        match &header.typ {
+            None => {}
+            Some(Value::String(t)) if ASSERTION_TYPS.iter().any(|a| a.eq_ignore_ascii_case(t)) => {}
+            Some(_) => return Err(AssertionError::WrongType),
+        }
         let claims: RawClaims =
             serde_json::from_slice(&b64(payload, "the payload is not base64url")?)
                 .map_err(|_| AssertionError::Malformed("the payload is not a JSON object"))?;
@@ -211,6 +229,7 @@ impl AssertionError {
             self,
             AssertionError::TooLarge
                 | AssertionError::Malformed(_)
+                | AssertionError::WrongType
                 | AssertionError::MissingClaim("iss" | "sub")
                 | AssertionError::Throttled { .. }
                 | AssertionError::ReplayStoreUnavailable
@@ -222,8 +241,9 @@ impl AssertionError {
 /// Authenticates a client by its assertion at `org`, from client IP `ip`; `client_id` is
 /// the form's, when sent. Checks, in order (each refusal names its check):
 ///
-/// 1. at most [`MAX_ASSERTION_BYTES`]; a compact JWS with a JSON header (no `crit`) and
-///    JSON claims; `iss` and `sub` present;
+/// 1. at most [`MAX_ASSERTION_BYTES`]; a compact JWS with a JSON header (no `crit`; `typ`,
+///    when present, `JWT` or `client-authentication+jwt`) and JSON claims; `iss` and `sub`
+///    present;
 /// 2. the brute-force throttle of the `sub` key id and of `ip` (every later refusal counts
 ///    toward it);
 /// 3. `iss` = `sub` (RFC 7523 §3 items 1–2), and `client_id`, when sent, equals them

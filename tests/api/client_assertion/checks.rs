@@ -179,6 +179,16 @@ async fn each_check_refuses_with_invalid_client_naming_it() {
             "crit",
         ),
         (
+            "typed as a DPoP proof",
+            edited(&app, &me, |h, _| h["typ"] = json!("dpop+jwt")),
+            "typ",
+        ),
+        (
+            "typed as an access token",
+            edited(&app, &me, |h, _| h["typ"] = json!("at+jwt")),
+            "typ",
+        ),
+        (
             "signed by another key",
             Signer::es256().sign(&me.signer.header(), &claims(&app, &me.id)),
             "signature",
@@ -318,6 +328,16 @@ async fn the_edges_that_must_still_pass() {
         (
             "nbf ahead within the leeway",
             Box::new(move |_, c| c["nbf"] = json!(now + lw)),
+        ),
+        (
+            "no typ",
+            Box::new(|h, _| {
+                h.as_object_mut().unwrap().remove("typ");
+            }),
+        ),
+        (
+            "the explicit typ",
+            Box::new(|h, _| h["typ"] = json!("client-authentication+jwt")),
         ),
         (
             "no iat",
