@@ -369,3 +369,45 @@ async fn the_cli_prints_the_jwks_to_register_and_assertions_keygate_accepts() {
     let (ok, _, err) = keygate(&long);
     assert!(!ok && err.contains("at most 5m"), "{err}");
 }
+
+/// Two nodes of a fleet share the replay store (Redis, when `KEYGATE_TEST_REDIS_URL` is
+/// set, as in CI): an assertion accepted by one is a replay at the other. On the in-memory
+/// store each node remembers only its own (documented: a fleet must use Redis).
+#[tokio::test]
+async fn an_assertion_used_at_one_node_is_a_replay_at_another() {
+    use crate::replay_store::{REDIS_ENV, prefix, use_redis};
+    let prefix = prefix();
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.server.public_url = Some(crate::helpers::FLEET_URL.into());
+        use_redis(s, &prefix);
+    })
+    .await;
+    let shared = std::env::var(REDIS_ENV).is_ok();
+    let me = client(&app, Signer::es256()).await;
+    let assertion = me.assertion(&app);
+    let second = app.second_node().await;
+    let at = |base: String| {
+        let (client, assertion) = (app.client.clone(), assertion.clone());
+        async move {
+            let res = client
+                .post(format!("{base}/v1/default/oauth/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", &assertion),
+                ])
+                .send()
+                .await
+                .unwrap();
+            json(res).await
+        }
+    };
+    let (status, body) = at(app.address.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let result = at(second).await;
+    if shared {
+        refused(&result, "used before", "at the second node");
+    } else {
+        assert_eq!(result.0, StatusCode::OK, "per-node memory: {}", result.1);
+    }
+}
