@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
+use aws_lc_rs::error::Unspecified;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
@@ -18,7 +19,7 @@ use aws_lc_rs::signature::{
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
@@ -139,11 +140,27 @@ pub fn generate(
     })
 }
 
-/// The key that signs new tokens.
+/// The key that signs new tokens, parsed once when the set is built (parsing and checking a
+/// PKCS#8 key costs more than a signature, so it is never done per token).
 pub struct ActiveKey {
     pub kid: String,
     pub alg: SigningAlg,
-    pub key: EncodingKey,
+    signer: Signer,
+}
+
+enum Signer {
+    Es256(EcdsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+}
+
+impl ActiveKey {
+    /// The JWS signature of `message` (ES256: the fixed-size `r ‖ s` of RFC 7518 §3.4).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Unspecified> {
+        match &self.signer {
+            Signer::Es256(pair) => Ok(pair.sign(&SystemRandom::new(), message)?.as_ref().to_vec()),
+            Signer::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
 }
 
 /// One node's view of the published signing keys at the instant it was built.
@@ -197,14 +214,21 @@ impl KeySet {
                         })?,
                 );
                 let alg: SigningAlg = r.alg.parse()?;
-                let key = match alg {
-                    SigningAlg::ES256 => EncodingKey::from_ec_der(&pkcs8),
-                    SigningAlg::EdDSA => EncodingKey::from_ed_der(&pkcs8),
+                let unusable = || KeyError::Corrupt(r.kid.clone(), "private key is not usable");
+                let signer = match alg {
+                    SigningAlg::ES256 => Signer::Es256(
+                        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                            .map_err(|_| unusable())?,
+                    ),
+                    SigningAlg::EdDSA => Signer::EdDsa(
+                        Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+                            .map_err(|_| unusable())?,
+                    ),
                 };
                 Some(ActiveKey {
                     kid: r.kid.clone(),
                     alg,
-                    key,
+                    signer,
                 })
             }
             None => None,

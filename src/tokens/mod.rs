@@ -10,6 +10,8 @@ pub use verify::{
     Expectation, TokenError, check_times, verify, verify_any_audience_with_kid, verify_with_kid,
 };
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 
 use crate::keys::signing::KeySet;
@@ -21,15 +23,26 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub enum IssueError {
     #[error("no signing key is active")]
     NoActiveKey,
-    #[error("signing failed: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    #[error("the claims do not serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("signing failed")]
+    Sign,
 }
 
-/// Signs `claims` with the active key: header `typ: at+jwt`, `alg`, `kid`.
+/// Signs `claims` with the active key: header `typ: at+jwt`, `alg`, `kid` (a compact JWS,
+/// RFC 7515 §7.1). The key is the set's parsed one, so a token costs one signature.
 pub fn issue(keys: &KeySet, claims: &AccessClaims) -> Result<String, IssueError> {
     let active = keys.active().ok_or(IssueError::NoActiveKey)?;
     let mut header = Header::new(active.alg.jwt_algorithm());
     header.typ = Some(ACCESS_TOKEN_TYP.into());
     header.kid = Some(active.kid.clone());
-    Ok(jsonwebtoken::encode(&header, claims, &active.key)?)
+    let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+    jws.push('.');
+    URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jws);
+    let signature = active
+        .sign(jws.as_bytes())
+        .map_err(|_| IssueError::Sign)?;
+    jws.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
+    Ok(jws)
 }
