@@ -117,6 +117,7 @@ impl Application {
                     max_rows: settings.database.batch_max_rows,
                     max_wait: settings.database.batch_max_wait,
                 },
+                clock.clone(),
             ),
             settings: Arc::new(settings),
             storage,

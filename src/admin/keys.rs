@@ -185,6 +185,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, id: &str) -> Result<(), Adm
         return Ok(());
     }
     super::revoke_key(&state.storage, state.clock.as_ref(), &actor.org, &key.id).await?;
+    state.directory.keys_changed();
     state.revocations.forget_sessions();
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("api_key"),
@@ -243,6 +244,7 @@ pub async fn rotate(
             e,
         )
     })?;
+    state.directory.keys_changed();
     state.revocations.forget_sessions();
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("api_key"),
@@ -339,6 +341,7 @@ pub async fn revoke_outranked(
         });
     }
     if revoked {
+        state.directory.keys_changed();
         state.revocations.forget_sessions();
     }
     Ok(())

@@ -223,6 +223,7 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<(), Adm
     };
     let user = write(state, actor, id, role, change).await?;
     storage::api_keys::revoke_for_user(&state.storage, &actor.org.id, &user.id, now).await?;
+    state.directory.keys_changed();
     end_sessions(state, actor, &user.id).await?;
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("user"),

@@ -1,13 +1,15 @@
-//! What a protected request reads instead of the database: the organization by slug and
-//! the user by (organization, id) ([`Directory`]), and the claims of access tokens whose
-//! signature this node already verified ([`VerifiedTokens`]).
+//! What a request reads instead of the database: the organization by slug, the user by
+//! (organization, id) and the API key by its secret's digest ([`Directory`]), and the claims
+//! of access tokens whose signature this node already verified ([`VerifiedTokens`]).
 //!
 //! The directory follows the revocation window of [`super::revocation`]: an entry is acted
 //! on for at most [`STALENESS`] (its age judged by the application [`Clock`], so tests move
 //! past it with a manual clock; moka's own timer frees the memory), a change made on this
-//! node is seen at once (the writer calls [`Directory::users_changed`] or
-//! [`Directory::orgs_changed`] after committing), one made on another node or by the CLI
-//! within [`STALENESS`]. Concurrent misses of one key share one query. Absent rows are not
+//! node is seen at once (the writer calls [`Directory::users_changed`],
+//! [`Directory::orgs_changed`] or [`Directory::keys_changed`] after committing), one made on
+//! another node or by the CLI within [`STALENESS`]. Issuing endpoints do not rely on that
+//! window: the commit of a new session checks its key and users again
+//! ([`crate::storage::sessions::open_many`]). Concurrent misses of one key share one query. Absent rows are not
 //! remembered (a user or organization created a moment ago is found at once).
 //!
 //! A local change starts a new *generation*: entries and loads of older generations are
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use entity::{organization, user};
+use entity::{api_key, organization, user};
 use moka::Expiry;
 use moka::sync::Cache;
 use tokio::sync::OnceCell;
@@ -53,8 +55,11 @@ pub struct Directory {
     clock: Arc<dyn Clock>,
     org_generation: AtomicU64,
     user_generation: AtomicU64,
+    key_generation: AtomicU64,
     orgs: Cache<(u64, String), Slot<organization::Model>>,
     users: Cache<(u64, String, String), Slot<user::Model>>,
+    /// By the secret's digest (the lookup of a credential; the caller compares it again).
+    keys: Cache<(u64, String), Slot<api_key::Model>>,
 }
 
 impl Directory {
@@ -63,6 +68,11 @@ impl Directory {
             clock,
             org_generation: AtomicU64::new(0),
             user_generation: AtomicU64::new(0),
+            key_generation: AtomicU64::new(0),
+            keys: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(STALENESS)
+                .build(),
             orgs: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(STALENESS)
@@ -104,6 +114,29 @@ impl Directory {
             storage::users::get(storage, org_id, user_id)
         })
         .await
+    }
+
+    /// The API key whose secret has `digest`, as stored at most [`STALENESS`] ago (revoked
+    /// and expired keys included: the caller decides).
+    pub async fn key_by_digest(
+        &self,
+        storage: &Storage,
+        digest: &str,
+    ) -> Result<Option<Arc<api_key::Model>>, StorageError> {
+        let key = (
+            self.key_generation.load(Ordering::Acquire),
+            digest.to_owned(),
+        );
+        cached(&self.keys, self.clock.as_ref(), key, || {
+            storage::api_keys::by_digest(storage, digest)
+        })
+        .await
+    }
+
+    /// Call after changing an API key on this node (after the commit).
+    pub fn keys_changed(&self) {
+        self.key_generation.fetch_add(1, Ordering::AcqRel);
+        self.keys.invalidate_all();
     }
 
     /// Call after changing a user on this node (after the commit).

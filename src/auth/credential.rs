@@ -8,7 +8,7 @@ use entity::{api_key, organization, user};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::keys::api_key::PlainApiKey;
 use crate::state::AppState;
-use crate::storage::{self, StorageError};
+use crate::storage::StorageError;
 use crate::types::Role;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,11 @@ pub struct KeyHolder {
 
 /// Checks `key_id` + `secret` at `org`: looked up by the secret's digest (compared in
 /// constant time); revocation and expiry are reported only once the secret matched.
+///
+/// The key and its owner come from the [`crate::auth::cache::Directory`] (fresh within the
+/// revocation window, at once for changes made on this node); a session opened with them
+/// is checked against the database again when it is committed, so a key revoked or a user
+/// disabled elsewhere never gets a new session.
 pub async fn check_key(
     state: &AppState,
     org: &organization::Model,
@@ -40,7 +45,9 @@ pub async fn check_key(
     secret: &PlainApiKey,
 ) -> Result<KeyHolder, CredentialError> {
     let digest = secret.digest(&state.pepper);
-    let key = storage::api_keys::by_digest(&state.storage, &digest.0)
+    let key = state
+        .directory
+        .key_by_digest(&state.storage, &digest.0)
         .await?
         .filter(|k| digest.matches(&k.digest) && k.id == key_id && k.org_id == org.id)
         // A key-pair client has no secret (its digest matches none); never one by accident.
@@ -54,7 +61,10 @@ pub async fn check_key(
         return Err(CredentialError::Expired);
     }
     let owner = active_user(state, org, &key.user_id).await?;
-    Ok(KeyHolder { key, owner })
+    Ok(KeyHolder {
+        key: api_key::Model::clone(&key),
+        owner,
+    })
 }
 
 /// The user a key's holder signs in as: its owner, or (for an `owner` or `admin`) another
@@ -108,8 +118,11 @@ async fn active_user(
     org: &organization::Model,
     user_id: &str,
 ) -> Result<user::Model, CredentialError> {
-    storage::users::get(&state.storage, &org.id, user_id)
+    state
+        .directory
+        .user(&state.storage, &org.id, user_id)
         .await?
         .filter(|u| !u.disabled)
+        .map(|u| user::Model::clone(&u))
         .ok_or(CredentialError::Invalid)
 }

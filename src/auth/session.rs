@@ -14,11 +14,15 @@ use crate::keys::refresh_token::PlainRefreshToken;
 use crate::resources::Target;
 use crate::secrets::Pepper;
 use crate::state::AppState;
+use crate::storage::sessions::Refusal;
 use crate::storage::{self, StorageError};
 use crate::tokens::{AccessClaims, Actor, Audience, Confirmation, IssueError, issue};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// The credential stopped being valid before the session was committed.
+    #[error("the session was refused at its commit: {0:?}")]
+    Refused(Refusal),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
@@ -145,7 +149,7 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
         .last_used_at
         .is_none_or(|t| now - t >= LAST_USED_PRECISION);
     // Group commit: answered once the batch holding these rows is committed.
-    state
+    let refused = state
         .sessions
         .open(storage::sessions::Opening {
             session: session.clone(),
@@ -153,6 +157,9 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
             touch_key,
         })
         .await?;
+    if let Some(refusal) = refused {
+        return Err(SessionError::Refused(refusal));
+    }
     let target = new.target.as_ref();
     let access = access_token(
         state,

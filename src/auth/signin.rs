@@ -24,6 +24,7 @@ use crate::keys::api_key::PlainApiKey;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::resources::{self, TargetError};
 use crate::state::AppState;
+use crate::storage::sessions::Refusal;
 use crate::storage::{self, StorageError};
 use crate::types::Slug;
 
@@ -81,7 +82,19 @@ pub enum SigninError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
-    Session(#[from] SessionError),
+    Session(SessionError),
+}
+
+impl From<SessionError> for SigninError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            // The commit saw what a fresh read would have (docs/security.md, "Speed never buys a weaker check").
+            SessionError::Refused(Refusal::KeyRevoked) => SigninError::RevokedApiKey,
+            SessionError::Refused(Refusal::UserGone) => SigninError::InvalidApiKey,
+            SessionError::Refused(Refusal::ActingDenied) => SigninError::PermissionDenied,
+            err => SigninError::Session(err),
+        }
+    }
 }
 
 impl From<CredentialError> for SigninError {
@@ -210,7 +223,9 @@ async fn run(
             retry_after: t.retry_after,
         })?;
 
-    let org = storage::orgs::by_slug(&state.storage, slug.as_str())
+    let org = state
+        .directory
+        .org(&state.storage, slug.as_str())
         .await?
         .ok_or(SigninError::UnknownOrganization)?;
     trail.org_id = Some(org.id.clone());

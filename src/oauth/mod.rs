@@ -20,6 +20,7 @@ use crate::auth::session;
 use crate::auth::session::SessionError;
 use crate::resources::TargetError;
 use crate::state::AppState;
+use crate::storage::sessions::Refusal;
 use crate::storage::{self, StorageError};
 use crate::types::Scopes;
 
@@ -135,9 +136,20 @@ impl From<TargetError> for OAuthError {
 
 impl From<SessionError> for OAuthError {
     fn from(err: SessionError) -> Self {
-        OAuthError {
-            cause: Some(err.to_string()),
-            ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
+        match err {
+            // The commit saw what a fresh read of the client's key would have.
+            SessionError::Refused(Refusal::KeyRevoked | Refusal::UserGone) => OAuthError::new(
+                ErrorCode::InvalidClient,
+                "the client's key was revoked or its user disabled",
+            ),
+            SessionError::Refused(Refusal::ActingDenied) => OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "this client may not act for that user",
+            ),
+            err => OAuthError {
+                cause: Some(err.to_string()),
+                ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")
+            },
         }
     }
 }

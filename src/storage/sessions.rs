@@ -1,9 +1,9 @@
 //! Sessions and their refresh tokens (stored as digests only).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use entity::{api_key, refresh_token, session};
+use entity::{api_key, refresh_token, session, user};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
-use crate::types::Lifecycle;
+use crate::types::{Lifecycle, Role};
 
 /// A session being opened: its row, its first refresh token's row, and whether to record
 /// the key's use (`api_keys.last_used_at`, sampled by the caller).
@@ -23,6 +23,23 @@ pub struct Opening {
     pub touch_key: bool,
 }
 
+/// Why the commit of a new session refused it: its credential stopped being valid after the
+/// request checked it (from a cache, or in the moment before the commit). The session is
+/// written already ended; the request must answer this error, not the tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The key was revoked before the session was opened.
+    KeyRevoked,
+    /// The user signed in as, or the key's owner acting for them, is gone or disabled.
+    UserGone,
+    /// The key's owner may no longer act for the user (a demotion, or a promotion of the
+    /// user above the owner).
+    ActingDenied,
+}
+
+/// The refusals of a batch, by session id (sessions not named here are open).
+pub type Refusals = BTreeMap<String, Refusal>;
+
 /// The most rows of one table in one `INSERT` (each bound value is a parameter; SQLite
 /// allows 32,766 parameters per statement, PostgreSQL 65,535).
 const INSERT_CHUNK: usize = 256;
@@ -30,9 +47,18 @@ const INSERT_CHUNK: usize = 256;
 /// Creates the sessions of `openings` with their first refresh tokens and records their
 /// keys' use, all in ONE transaction: all are written or none is. Called by the session
 /// writer ([`super::writer`]) for a batch, and for one row when a batch failed.
-pub async fn open_many(storage: &Storage, openings: &[&Opening]) -> Result<()> {
+///
+/// Before committing, the keys and users of the batch are read again under the write lock
+/// (SQLite) or row locks (PostgreSQL), so a revocation, a disabled user or a role change is
+/// either seen here or sees these sessions: a session whose credential is no longer valid
+/// is written ended and named in the returned [`Refusals`].
+pub async fn open_many(
+    storage: &Storage,
+    openings: &[&Opening],
+    now: DateTime<Utc>,
+) -> Result<Refusals> {
     if openings.is_empty() {
-        return Ok(());
+        return Ok(Refusals::new());
     }
     // One update per key, with its latest use in the batch.
     let mut touched: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
@@ -69,23 +95,31 @@ pub async fn open_many(storage: &Storage, openings: &[&Opening]) -> Result<()> {
         .exec_without_returning(&txn)
         .await?;
     }
-    end_with_revoked_keys(&txn, openings).await?;
+    let mut refusals = end_with_revoked_keys(&txn, openings, now).await?;
+    for (id, refusal) in refuse_changed_users(&txn, openings).await? {
+        refusals.entry(id).or_insert(refusal);
+    }
     txn.commit().await?;
-    Ok(())
+    Ok(refusals)
 }
 
 /// A key revoked after its sign-in was checked, before the batch is committed: its new
 /// sessions end with it, as the key's revocation ends the sessions it finds
 /// ([`revoke_for_key`]). Runs after the inserts, so that on SQLite the write lock is held
 /// (a revocation is either seen here or sees these rows); on PostgreSQL the keys' rows are
-/// locked until the commit, so a revocation's session update waits for these rows.
-async fn end_with_revoked_keys(txn: &DatabaseTransaction, openings: &[&Opening]) -> Result<()> {
-    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+/// locked until the commit, so a revocation's session update waits for these rows. A
+/// session whose key is revoked by `now` (the commit) is also refused.
+async fn end_with_revoked_keys(
+    txn: &DatabaseTransaction,
+    openings: &[&Opening],
+    now: DateTime<Utc>,
+) -> Result<Refusals> {
+    let mut by_key: BTreeMap<&str, Vec<&session::Model>> = BTreeMap::new();
     for opening in openings {
         by_key
             .entry(opening.session.api_key_id.as_str())
             .or_default()
-            .push(opening.session.id.as_str());
+            .push(&opening.session);
     }
     let mut query = api_key::Entity::find()
         .filter(api_key::Column::Id.is_in(by_key.keys().copied()))
@@ -93,18 +127,93 @@ async fn end_with_revoked_keys(txn: &DatabaseTransaction, openings: &[&Opening])
     if txn.get_database_backend() == DbBackend::Postgres {
         query = query.lock_exclusive();
     }
+    let mut refusals = Refusals::new();
     for key in query.all(txn).await? {
         let (Some(at), Some(sessions)) = (key.revoked_at, by_key.get(key.id.as_str())) else {
             continue;
         };
         session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(at))
-            .filter(session::Column::Id.is_in(sessions.iter().copied()))
+            .filter(session::Column::Id.is_in(sessions.iter().map(|s| s.id.as_str())))
             .filter(not_ended_by(at))
             .exec(txn)
             .await?;
+        // Revoked by now (before the sign-in, read from a cache or missed on another node,
+        // or while it waited for this batch): refused. A revocation scheduled for later (a
+        // rotation's grace period) only ends the session at its time.
+        if at <= now {
+            for session in sessions {
+                refusals.insert(session.id.clone(), Refusal::KeyRevoked);
+            }
+        }
     }
-    Ok(())
+    Ok(refusals)
+}
+
+/// The sessions of users gone or disabled, or whose actor may no longer act for them, by
+/// the users' rows as they are now (shared row locks on PostgreSQL, so a concurrent change
+/// to those users waits for this commit and then ends these sessions itself): ended at
+/// once and refused.
+async fn refuse_changed_users(
+    txn: &DatabaseTransaction,
+    openings: &[&Opening],
+) -> Result<Refusals> {
+    let ids: BTreeSet<&str> = openings
+        .iter()
+        .flat_map(|o| {
+            std::iter::once(o.session.user_id.as_str()).chain(o.session.actor_user_id.as_deref())
+        })
+        .collect();
+    let mut query = user::Entity::find().filter(user::Column::Id.is_in(ids));
+    if txn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_shared();
+    }
+    let users: HashMap<String, user::Model> = query
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|u| (u.id.clone(), u))
+        .collect();
+    let usable = |id: &str, org_id: &str| {
+        users
+            .get(id)
+            .filter(|u| u.org_id == org_id && !u.disabled && u.deleted_at.is_none())
+    };
+    let mut refusals = Refusals::new();
+    for opening in openings {
+        let session = &opening.session;
+        let subject = usable(&session.user_id, &session.org_id);
+        let actor = session
+            .actor_user_id
+            .as_deref()
+            .map(|id| usable(id, &session.org_id));
+        let refusal = match (subject, actor) {
+            (None, _) | (_, Some(None)) => Some(Refusal::UserGone),
+            (Some(subject), Some(Some(actor))) => {
+                let may_act = match (actor.role.parse::<Role>(), subject.role.parse::<Role>()) {
+                    (Ok(actor), Ok(subject)) => actor.may_act_for(subject),
+                    _ => false,
+                };
+                (!may_act).then_some(Refusal::ActingDenied)
+            }
+            (Some(_), None) => None,
+        };
+        if let Some(refusal) = refusal {
+            refusals.insert(session.id.clone(), refusal);
+        }
+    }
+    if !refusals.is_empty() {
+        session::Entity::update_many()
+            .col_expr(
+                session::Column::RevokedAt,
+                Expr::col(session::Column::CreatedAt).into(),
+            )
+            .filter(session::Column::Id.is_in(refusals.keys().map(String::as_str)))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    Ok(refusals)
 }
 
 pub async fn get(

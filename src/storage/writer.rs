@@ -9,14 +9,16 @@
 //! so only a row that fails on its own gets an error. Refresh rotation and revocations do
 //! not go through here: they are conditional updates that stay in their own transactions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DbErr;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
-use super::sessions::{self, Opening};
+use super::sessions::{self, Opening, Refusal};
 use super::{Result, Storage, StorageError};
+use crate::clock::Clock;
 
 /// When a batch is committed.
 #[derive(Clone, Copy, Debug)]
@@ -30,7 +32,7 @@ pub struct BatchLimits {
 
 struct Job {
     opening: Opening,
-    done: oneshot::Sender<Result<()>>,
+    done: oneshot::Sender<Result<Option<Refusal>>>,
 }
 
 enum Message {
@@ -49,16 +51,17 @@ const QUEUED_BATCHES: usize = 4;
 
 impl SessionWriter {
     /// Starts the writer task on the current runtime.
-    pub fn spawn(storage: Storage, limits: BatchLimits) -> Self {
+    pub fn spawn(storage: Storage, limits: BatchLimits, clock: Arc<dyn Clock>) -> Self {
         let max_rows = limits.max_rows.max(1);
         let (queue, rx) = mpsc::channel(max_rows.saturating_mul(QUEUED_BATCHES));
-        tokio::spawn(run(storage, rx, max_rows, limits.max_wait));
+        tokio::spawn(run(storage, clock, rx, max_rows, limits.max_wait));
         Self { queue }
     }
 
     /// Writes `opening` with the next batch; returns once that batch is committed (or this
-    /// row failed on its own).
-    pub async fn open(&self, opening: Opening) -> Result<()> {
+    /// row failed on its own), with the commit's refusal of this session if any
+    /// ([`sessions::open_many`]).
+    pub async fn open(&self, opening: Opening) -> Result<Option<Refusal>> {
         let (done, result) = oneshot::channel();
         self.queue
             .send(Message::Open(Box::new(Job { opening, done })))
@@ -83,6 +86,7 @@ fn stopped() -> StorageError {
 
 async fn run(
     storage: Storage,
+    clock: Arc<dyn Clock>,
     mut queue: mpsc::Receiver<Message>,
     max_rows: usize,
     max_wait: Duration,
@@ -111,7 +115,7 @@ async fn run(
                     .flatten(),
             };
         }
-        commit(&storage, &mut batch).await;
+        commit(&storage, clock.as_ref(), &mut batch).await;
         for done in drained.drain(..) {
             let _ = done.send(());
         }
@@ -120,17 +124,17 @@ async fn run(
 
 /// Commits `batch` in one transaction and answers each row; on failure, retries each row
 /// alone so that one bad row does not fail the others.
-async fn commit(storage: &Storage, batch: &mut Vec<Job>) {
+async fn commit(storage: &Storage, clock: &dyn Clock, batch: &mut Vec<Job>) {
     if batch.is_empty() {
         return;
     }
     let openings: Vec<&Opening> = batch.iter().map(|job| &job.opening).collect();
-    let result = sessions::open_many(storage, &openings).await;
+    let result = sessions::open_many(storage, &openings, clock.now()).await;
     drop(openings);
     match result {
-        Ok(()) => {
+        Ok(mut refusals) => {
             for job in batch.drain(..) {
-                let _ = job.done.send(Ok(()));
+                let _ = job.done.send(Ok(refusals.remove(&job.opening.session.id)));
             }
         }
         Err(err) if batch.len() == 1 => {
@@ -145,7 +149,9 @@ async fn commit(storage: &Storage, batch: &mut Vec<Job>) {
                 "a batch of new sessions failed; writing its rows one by one"
             );
             for job in batch.drain(..) {
-                let result = sessions::open_many(storage, &[&job.opening]).await;
+                let result = sessions::open_many(storage, &[&job.opening], clock.now())
+                    .await
+                    .map(|mut refusals| refusals.remove(&job.opening.session.id));
                 let _ = job.done.send(result);
             }
         }

@@ -39,9 +39,7 @@ pub fn issue(keys: &KeySet, claims: &AccessClaims) -> Result<String, IssueError>
     let mut jws = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
     jws.push('.');
     URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jws);
-    let signature = active
-        .sign(jws.as_bytes())
-        .map_err(|_| IssueError::Sign)?;
+    let signature = active.sign(jws.as_bytes()).map_err(|_| IssueError::Sign)?;
     jws.push('.');
     URL_SAFE_NO_PAD.encode_string(signature, &mut jws);
     Ok(jws)

@@ -133,7 +133,12 @@ async fn narrowed_key(app: &TestApp, org: &str, user_id: &str) -> Credentials {
         org: org.to_owned(),
         user_id: user_id.to_owned(),
         api_key_id: created.key.id,
-        api_key: created.secret.as_ref().expect("a secret").expose().to_owned(),
+        api_key: created
+            .secret
+            .as_ref()
+            .expect("a secret")
+            .expose()
+            .to_owned(),
     }
 }
 

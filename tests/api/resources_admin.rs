@@ -45,7 +45,12 @@ async fn key_with(app: &TestApp, user_id: &str, scopes: &[&str]) -> Credentials 
         org: "default".into(),
         user_id: user_id.to_owned(),
         api_key_id: created.key.id,
-        api_key: created.secret.as_ref().expect("a secret").expose().to_owned(),
+        api_key: created
+            .secret
+            .as_ref()
+            .expect("a secret")
+            .expose()
+            .to_owned(),
     }
 }
 

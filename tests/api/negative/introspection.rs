@@ -99,6 +99,10 @@ async fn a_disabled_users_tokens_introspect_inactive() {
         .await;
     assert_eq!(sessions[0]["status"], "active", "the session is still open");
     both_inactive(&app, &app.owner, &other, "disabled, session open").await;
+    // Introspection reads the user at once; keygate's own endpoints see a change made
+    // behind this node's back (another node, the CLI) within the revocation window.
+    app.clock
+        .advance(keygate::auth::revocation::STALENESS + std::time::Duration::from_secs(1));
     let (status, _) = crate::helpers::json(app.me("default", &other.token).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     expect_oauth_error(

@@ -2,6 +2,7 @@
 
 mod audit_flood;
 mod caches;
+mod commit_recheck;
 mod cross_org_dpop;
 mod group_commit;
 mod housekeeping;
