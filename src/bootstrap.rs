@@ -83,9 +83,13 @@ pub async fn run(
             duration: Some(settings.bootstrap.key_duration),
             environment: Environment::Live,
             scopes: None,
+            public_jwks: None,
         },
     )
     .await?;
+    let api_key = created.secret.ok_or_else(|| {
+        AdminError::Invalid("the bootstrap key was created without a secret".into())
+    })?;
     tracing::info!(org = %org.slug, user_id = %owner.id, api_key_id = %created.key.id,
         "first start: created the bootstrap organization, owner and API key");
     Ok(Some(BootstrapCredentials {
@@ -93,6 +97,6 @@ pub async fn run(
         user_id: owner.id,
         email: owner.email,
         api_key_id: created.key.id,
-        api_key: created.secret,
+        api_key,
     }))
 }

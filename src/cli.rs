@@ -1,23 +1,27 @@
 //! The `keygate` command line (README, "The CLI"). Every command works directly on the configured
 //! database, so it works while the server is down. Listings and creations accept `--json`.
-//! The exception is `keygate dpop`, a DPoP client for trying bound tokens by hand: it needs
-//! neither configuration nor a database ([`run_dpop`]).
+//! The exceptions are `keygate dpop`, a DPoP client for trying bound tokens by hand, and
+//! `keygate client-assertion`, its `private_key_jwt` counterpart: they need neither
+//! configuration nor a database ([`run_dpop`], [`run_client_assertion`]).
+
+mod assertion;
+mod keys;
+mod resource;
+
+pub use assertion::{ClientAssertionArgs, run_client_assertion};
+pub use keys::KeyCommand;
+pub use resource::ResourceCommand;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
-
-mod resource;
-
-pub use resource::ResourceCommand;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
-use crate::admin::{self, CreatedKey, NewKey};
+use crate::admin;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::dpop_client::{self, ClientKey, DpopAlg};
@@ -25,7 +29,7 @@ use crate::secrets::Secrets;
 use crate::signing_keys;
 use crate::startup::{Application, open_storage};
 use crate::storage::{self, Storage};
-use crate::types::{Environment, Role, Scopes, Slug};
+use crate::types::{Role, Slug};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +66,10 @@ pub enum Command {
     /// DPoP (RFC 9449) by hand: a proof key and proofs (no configuration or database).
     #[command(subcommand)]
     Dpop(DpopCommand),
+    /// `private_key_jwt` (RFC 7523) by hand: a key's public JWK Set, or a client assertion
+    /// (no configuration or database).
+    #[command(name = "client-assertion")]
+    ClientAssertion(ClientAssertionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,52 +136,6 @@ pub enum UserCommand {
     List {
         #[arg(long)]
         org: String,
-        #[command(flatten)]
-        out: Output,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeyCommand {
-    Create {
-        #[arg(long)]
-        org: String,
-        #[arg(long)]
-        user: String,
-        #[arg(long, default_value = "cli")]
-        name: String,
-        /// Lifetime, e.g. `90d`, `12h` (default: api_keys.default_duration).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        duration: Option<Duration>,
-        /// Create an `ak_test_` key.
-        #[arg(long)]
-        test: bool,
-        /// Restrict the key to these scopes (repeatable; default: all).
-        #[arg(long = "scope")]
-        scopes: Vec<String>,
-        #[command(flatten)]
-        out: Output,
-    },
-    List {
-        #[arg(long)]
-        org: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    Revoke {
-        #[arg(long)]
-        org: String,
-        key_id: String,
-        #[command(flatten)]
-        out: Output,
-    },
-    Rotate {
-        #[arg(long)]
-        org: String,
-        key_id: String,
-        /// How long the old key keeps working (default 0s: it stops at once).
-        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
-        grace: Duration,
         #[command(flatten)]
         out: Output,
     },
@@ -262,10 +224,17 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Org(cmd) => org(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
         Command::User(cmd) => user(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
-        Command::Key(cmd) => key(cmd, &settings, clock.as_ref()).await,
+        Command::Key(cmd) => keys::key(cmd, &settings, clock.as_ref()).await,
         Command::Resource(cmd) => resource::run(cmd, &settings, clock.as_ref()).await,
         Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
         Command::Dpop(cmd) => dpop(cmd, clock.as_ref()),
+        Command::ClientAssertion(args) => {
+            if run_client_assertion(args) == ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                anyhow::bail!("client-assertion failed")
+            }
+        }
     }
 }
 
@@ -496,139 +465,6 @@ async fn user(cmd: UserCommand, storage: &Storage, clock: &dyn Clock) -> anyhow:
                     .collect::<Vec<_>>()
                     .join("\n")
             });
-        }
-    }
-    Ok(())
-}
-
-fn print_created_key(out: &Output, org: &str, created: &CreatedKey) {
-    let k = &created.key;
-    print(
-        out,
-        json!({"api_key_id": k.id, "api_key": created.secret.expose(), "user_id": k.user_id, "org": org, "expires_at": rfc3339(k.expires_at)}),
-        || {
-            format!(
-                "api_key_id: {}\napi_key:    {}\nuser_id:    {}\nexpires_at: {}\n(the api_key is shown only this once)",
-                k.id,
-                created.secret.expose(),
-                k.user_id,
-                rfc3339(k.expires_at)
-            )
-        },
-    );
-}
-
-async fn key(cmd: KeyCommand, settings: &Settings, clock: &dyn Clock) -> anyhow::Result<()> {
-    let storage = open_storage(settings).await?;
-    let storage = &storage;
-    match cmd {
-        KeyCommand::Create {
-            org,
-            user,
-            name,
-            duration,
-            test,
-            scopes,
-            out,
-        } => {
-            let secrets = Secrets::load(settings)?;
-            let org = admin::find_org(storage, &org).await?;
-            let scopes = if scopes.is_empty() {
-                None
-            } else {
-                Some(
-                    Scopes::parse(scopes.iter().map(String::as_str))
-                        .map_err(|e| anyhow::anyhow!(e.0))?,
-                )
-            };
-            let new = NewKey {
-                user_id: user,
-                name,
-                duration,
-                environment: if test {
-                    Environment::Test
-                } else {
-                    Environment::Live
-                },
-                scopes,
-            };
-            let created = admin::create_key(
-                storage,
-                &secrets.pepper,
-                clock,
-                &settings.api_keys,
-                &org,
-                new,
-            )
-            .await?;
-            print_created_key(&out, &org.slug, &created);
-        }
-        KeyCommand::List { org, out } => {
-            let org = admin::find_org(storage, &org).await?;
-            let keys = storage::api_keys::list(storage, &org.id).await?;
-            let now = clock.now();
-            let status = |k: &entity::api_key::Model| {
-                if k.revoked_at.is_some_and(|t| t <= now) {
-                    "revoked"
-                } else if k.expires_at <= now {
-                    "expired"
-                } else {
-                    "active"
-                }
-            };
-            let rows: Vec<_> = keys
-                .iter()
-                .map(|k| json!({
-                    "api_key_id": k.id, "user_id": k.user_id, "name": k.name, "environment": k.environment,
-                    "scopes": k.scopes, "status": status(k), "created_at": rfc3339(k.created_at),
-                    "expires_at": rfc3339(k.expires_at), "revoked_at": k.revoked_at.map(rfc3339),
-                    "last_used_at": k.last_used_at.map(rfc3339),
-                }))
-                .collect();
-            print(&out, json!(rows), || {
-                keys.iter()
-                    .map(|k| {
-                        format!(
-                            "{}\t{}\t{}\t{}\texpires {}",
-                            k.id,
-                            k.user_id,
-                            k.name,
-                            status(k),
-                            rfc3339(k.expires_at)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-        }
-        KeyCommand::Revoke { org, key_id, out } => {
-            let org = admin::find_org(storage, &org).await?;
-            let key = admin::revoke_key(storage, clock, &org, &key_id).await?;
-            print(
-                &out,
-                json!({"api_key_id": key.id, "revoked_at": key.revoked_at.map(rfc3339)}),
-                || format!("revoked {}", key.id),
-            );
-        }
-        KeyCommand::Rotate {
-            org,
-            key_id,
-            grace,
-            out,
-        } => {
-            let secrets = Secrets::load(settings)?;
-            let org = admin::find_org(storage, &org).await?;
-            let created = admin::rotate_key(
-                storage,
-                &secrets.pepper,
-                clock,
-                &settings.api_keys,
-                &org,
-                &key_id,
-                grace,
-            )
-            .await?;
-            print_created_key(&out, &org.slug, &created);
         }
     }
     Ok(())

@@ -10,6 +10,9 @@ async fn main() -> std::process::ExitCode {
     let command = match cli.command {
         // A client-side tool: no settings, logging or database.
         Some(Command::Dpop(cmd)) => return keygate::cli::run_dpop(cmd),
+        Some(Command::ClientAssertion(args)) => {
+            return keygate::cli::run_client_assertion(args);
+        }
         command => command.unwrap_or(Command::Serve),
     };
     let settings = match Settings::load() {

@@ -16,7 +16,8 @@ pub struct Model {
     pub environment: String,
     /// Space-separated scope list (RFC 6749 §3.3 syntax).
     pub scopes: String,
-    /// Lower-case hex HMAC-SHA256 of the secret, unique.
+    /// Lower-case hex HMAC-SHA256 of the secret, unique. A key-pair client has no secret:
+    /// its digest is `none:{id}`, which no hex digest can equal, so no secret ever matches.
     #[sea_orm(unique)]
     pub digest: String,
     pub created_at: DateTimeUtc,
@@ -32,6 +33,10 @@ pub struct Model {
     /// The role the issuer held in the key's organization when it issued the key (for a
     /// cross-organization caller, the role its grant gave). Set with `created_by_user_id`.
     pub created_by_role: Option<String>,
+    /// A key-pair client's public keys (a JWK Set, JSON): the client authenticates with
+    /// `private_key_jwt` assertions signed by one of them, never with a secret. `None`: a
+    /// key with a secret.
+    pub public_jwks: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ mod m20261130_000002_cross_org_grants;
 mod m20261130_000003_trusted_issuers;
 mod m20261201_000016_session_housekeeping;
 mod m20261201_000020_api_key_issuer;
+mod m20261202_000022_key_pair_clients;
 mod m20261202_000040_resources;
 
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_trusted_issuers::Migration),
             Box::new(m20261201_000016_session_housekeeping::Migration),
             Box::new(m20261201_000020_api_key_issuer::Migration),
+            Box::new(m20261202_000022_key_pair_clients::Migration),
             Box::new(m20261202_000040_resources::Migration),
         ]
     }

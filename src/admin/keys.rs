@@ -8,6 +8,7 @@ use entity::api_key;
 
 use super::policy::{Action, Actor, Target};
 use super::{AdminError, CreatedKey, Issuer, NewKey};
+use crate::keys::client_jwks::ClientJwks;
 use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
 use crate::storage::page::{Page, PageRequest};
@@ -41,6 +42,8 @@ pub struct CreateKey {
     /// `None`: the caller's token's scopes.
     pub scopes: Option<Scopes>,
     pub environment: Environment,
+    /// A key-pair client's public keys (then the key has no secret).
+    pub public_jwks: Option<ClientJwks>,
 }
 
 pub async fn list(
@@ -150,6 +153,7 @@ pub async fn create(
             duration,
             environment: input.environment,
             scopes: Some(scopes),
+            public_jwks: input.public_jwks,
         },
         Some(&issuer(actor)),
     )

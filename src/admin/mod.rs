@@ -23,6 +23,7 @@ use crate::clock::Clock;
 use crate::config::ApiKeySettings;
 use crate::ids::new_id;
 use crate::keys::api_key::PlainApiKey;
+use crate::keys::client_jwks::ClientJwks;
 use crate::secrets::Pepper;
 use crate::state::AppState;
 use crate::storage::{self, Storage, StorageError};
@@ -271,12 +272,16 @@ pub struct NewKey {
     pub environment: Environment,
     /// `None`: every scope.
     pub scopes: Option<Scopes>,
+    /// A key-pair client's public keys: the key has no secret and authenticates with
+    /// `private_key_jwt` only.
+    pub public_jwks: Option<ClientJwks>,
 }
 
-/// A key just created: the only moment its secret exists in plain text.
+/// A key just created: the only moment its secret exists in plain text (`None` for a
+/// key-pair client, which has none).
 pub struct CreatedKey {
     pub key: api_key::Model,
-    pub secret: PlainApiKey,
+    pub secret: Option<PlainApiKey>,
 }
 
 fn lifetime(
@@ -343,21 +348,30 @@ pub async fn issue_key(
     }
     let name = parse_name(&new.name, "name")?;
     let now = clock.now();
-    let secret = PlainApiKey::generate(new.environment);
+    let id = new_id("key");
+    let secret = match new.public_jwks {
+        None => Some(PlainApiKey::generate(new.environment)),
+        Some(_) => None,
+    };
     let key = api_key::Model {
-        id: new_id("key"),
+        digest: match &secret {
+            Some(secret) => secret.digest(pepper).0,
+            // Never lower-case hex: no presented secret's digest can equal it.
+            None => format!("none:{id}"),
+        },
+        id,
         org_id: org.id.clone(),
         user_id: owner.id,
         name,
         environment: new.environment.as_str().to_owned(),
         scopes: new.scopes.unwrap_or_else(Scopes::all).to_string(),
-        digest: secret.digest(pepper).0,
         created_at: now,
         expires_at: lifetime(settings, now, new.duration)?,
         revoked_at: None,
         last_used_at: None,
         created_by_user_id: issuer.map(|i| i.user_id.clone()),
         created_by_role: issuer.map(|i| i.role.as_str().to_owned()),
+        public_jwks: new.public_jwks.map(|jwks| jwks.to_json()),
     };
     let key = storage::api_keys::insert(storage, key).await?;
     if let Some(issuer) = issuer.filter(|i| i.user_id != key.user_id) {
@@ -429,6 +443,13 @@ pub async fn rotate_key_as(
             "a revoked key cannot be rotated".into(),
         ));
     }
+    if old.public_jwks.is_some() {
+        return Err(AdminError::Conflict(
+            "a key-pair client has no secret to rotate: create a key with the new public keys \
+             (or list old and new keys in one `public_jwks`), then revoke this one"
+                .into(),
+        ));
+    }
     let lifetime = (old.expires_at - old.created_at)
         .to_std()
         .unwrap_or(settings.default_duration)
@@ -445,6 +466,7 @@ pub async fn rotate_key_as(
             duration: Some(lifetime),
             environment: old.environment.parse().unwrap_or(Environment::Live),
             scopes: Some(Scopes::parse_list(&old.scopes).map_err(|e| AdminError::Invalid(e.0))?),
+            public_jwks: None,
         },
         issuer,
     )

@@ -43,6 +43,8 @@ pub async fn check_key(
     let key = storage::api_keys::by_digest(&state.storage, &digest.0)
         .await?
         .filter(|k| digest.matches(&k.digest) && k.id == key_id && k.org_id == org.id)
+        // A key-pair client has no secret (its digest matches none); never one by accident.
+        .filter(|k| k.public_jwks.is_none())
         .ok_or(CredentialError::Invalid)?;
     let now = state.clock.now();
     if key.revoked_at.is_some_and(|t| t <= now) {

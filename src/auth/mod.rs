@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod cache;
+pub mod client_assertion;
 pub mod credential;
 pub mod cross_org;
 pub mod dpop;

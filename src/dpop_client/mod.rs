@@ -1,6 +1,9 @@
 //! The client side of DPoP (RFC 9449), behind `keygate dpop`: an EC key pair in a PEM file and
 //! the proofs it signs. This is an implementation of its own, on the RustCrypto curve crates,
 //! independent of the server's verifier (`crate::auth::dpop`), so each checks the other.
+//! The same keys sign `private_key_jwt` client assertions ([`assertion`]).
+
+pub mod assertion;
 
 use std::fmt;
 use std::str::FromStr;

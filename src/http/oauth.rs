@@ -129,16 +129,16 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
 /// `POST /v1/{org}/oauth/token`.
 #[utoipa::path(
     post, path = "/v1/{org}/oauth/token", tag = "OAuth", summary = "Token endpoint (RFC 6749)",
-    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; optional `scope`, `user_id`) or `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound). A `DPoP` header binds the tokens. `resource` (RFC 8707, repeatable) asks for a token for registered protected resources (`invalid_target` otherwise).",
+    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; or, for a key-pair client, `client_assertion_type` + `client_assertion`, a JWT signed by one of its registered keys; optional `scope`, `user_id`) or `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound). A `DPoP` header binds the tokens. `resource` (RFC 8707, repeatable) asks for a token for registered protected resources (`invalid_target` otherwise).",
     params(OrgPath, ("DPoP" = Option<String>, Header, description = "An RFC 9449 proof for this request")),
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ()),
     responses(
         (status = 200, description = "Tokens", body = TokenBody),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client` (the `error_description` names the failed check)", body = OAuthErrorBody),
         (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
-        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the DPoP replay cache cannot record the proof", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the replay cache cannot record the DPoP proof or the client assertion", body = OAuthErrorBody),
     )
 )]
 pub async fn token(
@@ -172,8 +172,9 @@ pub async fn token(
     responses(
         (status = 200, description = "Revoked (or unknown: RFC 7009 §2.2)"),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client` (the `error_description` names the failed check)", body = OAuthErrorBody),
         (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the replay cache cannot record the client assertion", body = OAuthErrorBody),
     )
 )]
 pub async fn revoke(
@@ -203,8 +204,9 @@ pub async fn revoke(
     responses(
         (status = 200, description = "`{\"active\": false}` or the token's claims", body = Object),
         (status = 400, description = "RFC 6749 §5.2 error", body = OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client` (the `error_description` names the failed check)", body = OAuthErrorBody),
         (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the replay cache cannot record the client assertion", body = OAuthErrorBody),
     )
 )]
 pub async fn introspect(
@@ -270,10 +272,17 @@ pub struct TokenForm {
     /// becomes `aud` (a list when several), its scopes the token's. At a refresh: a subset
     /// of the session's resources.
     resource: Option<Vec<String>>,
-    /// The API key id, when not sent with HTTP Basic.
+    /// The API key id, when not sent with HTTP Basic (optional with `client_assertion`:
+    /// then it must equal the assertion's `sub`).
     client_id: Option<String>,
     /// The API key secret, when not sent with HTTP Basic.
     client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, with `client_assertion`.
+    client_assertion_type: Option<String>,
+    /// A key-pair client's signed JWT (`private_key_jwt`, RFC 7523 §2.2): `iss` = `sub` =
+    /// the API key id, `aud` = the issuer, `exp` at most 5 minutes ahead, a single-use
+    /// `jti`. Instead of `client_secret` and Basic, never with them.
+    client_assertion: Option<String>,
 }
 
 /// The form of revocation and introspection (documentation only).
@@ -286,4 +295,8 @@ pub struct TokenParam {
     token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, with `client_assertion`.
+    client_assertion_type: Option<String>,
+    /// A key-pair client's signed JWT (`private_key_jwt`), as at the token endpoint.
+    client_assertion: Option<String>,
 }

@@ -99,6 +99,14 @@ pub struct ApiKey {
     /// When it stops (or stopped) working; in the future during a rotation's grace.
     pub revoked_at: Option<String>,
     pub last_used_at: Option<String>,
+    /// How the client authenticates at the OAuth endpoints: `client_secret` (the `api_key`
+    /// secret, by HTTP Basic or in the form) or `private_key_jwt` (a client assertion signed
+    /// by one of `public_jwks`; such a key has no secret).
+    pub client_auth: String,
+    /// A key-pair client's public keys (a JWK Set), as registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub public_jwks: Option<serde_json::Value>,
 }
 
 /// A key just created or rotated: the only response that holds its secret.
@@ -106,8 +114,10 @@ pub struct ApiKey {
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub key: ApiKey,
-    /// The secret, `ak_live_…` or `ak_test_…`: shown this once.
-    pub api_key: String,
+    /// The secret, `ak_live_…` or `ak_test_…`: shown this once. Absent for a key-pair client
+    /// (`client_auth: private_key_jwt`), which has no secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

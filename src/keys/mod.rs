@@ -1,7 +1,8 @@
-//! Credentials and key material: API key secrets, refresh tokens, JWK thumbprints and token
-//! signing keys. Pure functions and types; no HTTP, no database.
+//! Credentials and key material: API key secrets, refresh tokens, JWK thumbprints, key-pair
+//! clients' public keys and token signing keys. Pure functions and types; no HTTP, no database.
 
 pub mod api_key;
+pub mod client_jwks;
 pub mod jwk;
 pub mod refresh_token;
 pub mod signing;

@@ -1,8 +1,12 @@
-//! Client authentication at the OAuth endpoints (RFC 6749 §2.3.1): `client_id` = API key
-//! id and `client_secret` = API key, by HTTP Basic (each part form-urlencoded before the
-//! base64) or in the form, never both. Failed authentications that could be a guess (a
-//! well-formed secret that matched nothing) count toward the brute-force throttle of the
-//! client id and the client IP, which is checked before the database.
+//! Client authentication at the OAuth endpoints: `client_id` = API key id and
+//! `client_secret` = API key (RFC 6749 §2.3.1), by HTTP Basic (each part form-urlencoded
+//! before the base64) or in the form; or, for a key-pair client, a signed JWT in
+//! `client_assertion` (`private_key_jwt`, RFC 7523 §2.2, checked by
+//! [`crate::auth::client_assertion`]). Exactly one method per request (RFC 6749 §2.3):
+//! two together are `invalid_request`. Failed authentications that could be a guess (a
+//! well-formed secret that matched nothing, a refused assertion) count toward the
+//! brute-force throttle of the client id and the client IP, which is checked before the
+//! database.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -10,6 +14,7 @@ use entity::organization;
 
 use super::form::Params;
 use super::{ErrorCode, OAuthError};
+use crate::auth::client_assertion::{self, ASSERTION_TYPE, AssertionError};
 use crate::auth::credential::{self, CredentialError, KeyHolder};
 use crate::ids::is_id;
 use crate::keys::api_key::PlainApiKey;
@@ -17,10 +22,17 @@ use crate::state::AppState;
 
 /// The credentials a request presented.
 pub struct Presented {
-    pub client_id: String,
-    secret: String,
+    /// The client id sent with them (for an assertion, the form's `client_id`, optional).
+    client_id: Option<String>,
+    proof: Proof,
     /// Sent by HTTP Basic (`client_secret_basic`).
     pub basic: bool,
+}
+
+enum Proof {
+    Secret(String),
+    /// A `client_assertion` (its type checked already).
+    Assertion(String),
 }
 
 fn form_decode(part: &str) -> String {
@@ -30,7 +42,8 @@ fn form_decode(part: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Reads the credentials from `Authorization: Basic` or the form; `None` when neither.
+/// Reads the credentials from `Authorization: Basic`, the form's `client_secret`, or the
+/// form's `client_assertion`; `None` when none.
 pub fn presented(
     authorization: Option<&str>,
     params: &Params,
@@ -39,6 +52,31 @@ pub fn presented(
         .and_then(|h| h.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
     let in_form = params.get("client_secret").is_some();
+    let assertion = (
+        params.get("client_assertion_type"),
+        params.get("client_assertion"),
+    );
+    if assertion != (None, None) {
+        if basic.is_some() || in_form {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method: a client_assertion, or a client secret",
+            ));
+        }
+        return match assertion {
+            (Some(ASSERTION_TYPE), Some(jwt)) => Ok(Some(Presented {
+                client_id: params.get("client_id").map(str::to_owned),
+                proof: Proof::Assertion(jwt.to_owned()),
+                basic: false,
+            })),
+            (Some(_), Some(_)) => Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                format!("client_assertion_type must be {ASSERTION_TYPE}"),
+            )),
+            _ => Err(OAuthError::invalid_request(
+                "client_assertion_type and client_assertion go together",
+            )),
+        };
+    }
     match basic {
         Some(_) if in_form => Err(OAuthError::invalid_request(
             "use one client authentication method, not Basic and the form together",
@@ -55,15 +93,15 @@ pub fn presented(
             let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
             let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
             Ok(Some(Presented {
-                client_id: form_decode(id),
-                secret: form_decode(secret),
+                client_id: Some(form_decode(id)),
+                proof: Proof::Secret(form_decode(secret)),
                 basic: true,
             }))
         }
         None => match (params.get("client_id"), params.get("client_secret")) {
             (Some(id), Some(secret)) => Ok(Some(Presented {
-                client_id: id.to_owned(),
-                secret: secret.to_owned(),
+                client_id: Some(id.to_owned()),
+                proof: Proof::Secret(secret.to_owned()),
                 basic: false,
             })),
             (None, None) => Ok(None),
@@ -85,14 +123,23 @@ pub async fn authenticate(
     let fail = |description: &str| {
         OAuthError::new(ErrorCode::InvalidClient, description).with_basic(presented.basic)
     };
-    let secret =
-        PlainApiKey::parse(&presented.secret).map_err(|_| fail("client authentication failed"))?;
-    let key_id = Some(presented.client_id.as_str()).filter(|id| is_id(id, "key"));
+    let secret = match &presented.proof {
+        Proof::Assertion(jwt) => {
+            let client_id = presented.client_id.as_deref();
+            return client_assertion::authenticate(state, org, jwt, client_id, ip)
+                .await
+                .map_err(assertion_error);
+        }
+        Proof::Secret(secret) => secret,
+    };
+    let client_id = presented.client_id.as_deref().unwrap_or_default();
+    let secret = PlainApiKey::parse(secret).map_err(|_| fail("client authentication failed"))?;
+    let key_id = Some(client_id).filter(|id| is_id(id, "key"));
     state
         .throttle
         .check(key_id, ip)
         .map_err(|t| OAuthError::rate_limited(t.retry_after))?;
-    credential::check_key(state, org, &presented.client_id, &secret)
+    credential::check_key(state, org, client_id, &secret)
         .await
         .map_err(|e| match e {
             CredentialError::Storage(e) => e.into(),
@@ -104,6 +151,18 @@ pub async fn authenticate(
             }
             CredentialError::PermissionDenied => fail("client authentication failed"),
         })
+}
+
+fn assertion_error(err: AssertionError) -> OAuthError {
+    match err {
+        AssertionError::Storage(e) => e.into(),
+        AssertionError::Throttled { retry_after } => OAuthError::rate_limited(retry_after),
+        AssertionError::ReplayStoreUnavailable => OAuthError {
+            retry_after: Some(u64::from(crate::auth::dpop::REPLAY_RETRY_AFTER_SECS)),
+            ..OAuthError::new(ErrorCode::TemporarilyUnavailable, err.to_string())
+        },
+        other => OAuthError::new(ErrorCode::InvalidClient, other.to_string()),
+    }
 }
 
 /// Authentication required: no credentials is `invalid_client` too.

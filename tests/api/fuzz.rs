@@ -42,7 +42,7 @@ const DOCUMENTED_CODES: &[&str] = &[
 const SIGNIN: &str = "/v1/default/user/signin_with_api_key";
 const ME: &str = "/v1/default/user/me";
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -50,7 +50,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn runner() -> TestRunner {
+pub fn runner() -> TestRunner {
     // Config::default() reads PROPTEST_CASES; no persistence file in the source tree.
     TestRunner::new(Config {
         failure_persistence: None,
@@ -93,7 +93,7 @@ async fn still_serving(app: &TestApp) {
 }
 
 /// Any JSON value, a few levels deep.
-fn any_json() -> impl Strategy<Value = Value> {
+pub fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),

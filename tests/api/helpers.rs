@@ -457,6 +457,7 @@ impl TestApp {
                 duration,
                 environment: keygate::types::Environment::Live,
                 scopes: None,
+                public_jwks: None,
             },
         )
         .await
@@ -465,7 +466,7 @@ impl TestApp {
             org: org.to_owned(),
             user_id: user_id.to_owned(),
             api_key_id: created.key.id,
-            api_key: created.secret.expose().to_owned(),
+            api_key: created.secret.unwrap().expose().to_owned(),
         }
     }
 

@@ -9,6 +9,7 @@ mod admin;
 mod admin_helpers;
 mod binary;
 mod cli;
+mod client_assertion;
 mod cross_org;
 mod dpop_cli;
 mod dpop_flow;

@@ -586,7 +586,11 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
     );
     assert_eq!(
         a["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
     let (status, jwks) = json(
         app.client

@@ -23,7 +23,7 @@ use crate::helpers::{TestApp, error_code, json, spawn_app_with, spawn_app_with_s
 pub const REDIS_ENV: &str = "KEYGATE_TEST_REDIS_URL";
 
 /// A key prefix of the test's own, so tests never see each other's proofs.
-fn prefix() -> String {
+pub fn prefix() -> String {
     format!("keygate-test:{}:", keygate::ids::random_base62(12))
 }
 
@@ -40,7 +40,7 @@ async fn store(prefix: &str) -> Arc<dyn ReplayStore> {
 }
 
 /// Points `settings` at the shared Redis (when configured) under `prefix`.
-fn use_redis(settings: &mut Settings, prefix: &str) {
+pub fn use_redis(settings: &mut Settings, prefix: &str) {
     if let Ok(url) = std::env::var(REDIS_ENV) {
         settings.dpop.replay_store = ReplayStoreKind::Redis;
         settings.dpop.redis_url = Some(url);

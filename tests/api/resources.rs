@@ -124,6 +124,7 @@ async fn narrowed_key(app: &TestApp, org: &str, user_id: &str) -> Credentials {
             duration: None,
             environment: keygate::types::Environment::Live,
             scopes: Some(Scopes::parse(["keys:read"]).unwrap()),
+            public_jwks: None,
         },
     )
     .await
@@ -132,7 +133,7 @@ async fn narrowed_key(app: &TestApp, org: &str, user_id: &str) -> Credentials {
         org: org.to_owned(),
         user_id: user_id.to_owned(),
         api_key_id: created.key.id,
-        api_key: created.secret.expose().to_owned(),
+        api_key: created.secret.unwrap().expose().to_owned(),
     }
 }
 

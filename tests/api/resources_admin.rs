@@ -36,6 +36,7 @@ async fn key_with(app: &TestApp, user_id: &str, scopes: &[&str]) -> Credentials 
             duration: None,
             environment: keygate::types::Environment::Live,
             scopes: Some(Scopes::parse(scopes.iter().copied()).unwrap()),
+            public_jwks: None,
         },
     )
     .await
@@ -44,7 +45,7 @@ async fn key_with(app: &TestApp, user_id: &str, scopes: &[&str]) -> Credentials 
         org: "default".into(),
         user_id: user_id.to_owned(),
         api_key_id: created.key.id,
-        api_key: created.secret.expose().to_owned(),
+        api_key: created.secret.unwrap().expose().to_owned(),
     }
 }
 

@@ -149,6 +149,13 @@ impl Dpop {
             .saturating_add(Duration::from_secs(1))
     }
 
+    /// Records a single-use id that is not a DPoP proof's (a client assertion's `jti`) in
+    /// the same replay store, for `ttl`: `Ok(true)` on first use. The caller makes `key`
+    /// from a namespace of its own, so it never equals a proof's [`replay_key`].
+    pub async fn remember(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError> {
+        self.replay.insert_if_absent(key, ttl).await
+    }
+
     /// The nonce to hand out now (`DPoP-Nonce`).
     pub fn nonce(&self, now: DateTime<Utc>) -> String {
         self.nonces.current(now)

@@ -18,6 +18,7 @@ use crate::http::extract::Authenticated;
 use crate::http::schema::{
     self, CreateErrors, NotFound, OrgIdPath, OrgPath, ProtectedErrors, rfc3339,
 };
+use crate::keys::client_jwks::ClientJwks;
 use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
 use crate::types::{Environment, Lifecycle, Scopes};
@@ -40,6 +41,16 @@ fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
         expires_at: rfc3339(key.expires_at),
         revoked_at: key.revoked_at.map(rfc3339),
         last_used_at: key.last_used_at.map(rfc3339),
+        client_auth: if key.public_jwks.is_some() {
+            "private_key_jwt"
+        } else {
+            "client_secret"
+        }
+        .to_owned(),
+        public_jwks: key
+            .public_jwks
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok()),
     }
 }
 
@@ -48,7 +59,7 @@ const SECRET_FIELD: &str = "api_key";
 
 fn created_key_json(created: CreatedKey, now: DateTime<Utc>) -> Value {
     to_value(schema::CreatedApiKey {
-        api_key: created.secret.expose().to_owned(),
+        api_key: created.secret.map(|s| s.expose().to_owned()),
         key: key_json(created.key, now),
     })
 }
@@ -101,6 +112,11 @@ pub struct CreateKeyBody {
     expires_at: Option<String>,
     scopes: Option<Vec<String>>,
     environment: Option<Environment>,
+    /// A JWK Set (`{"keys": [...]}`) of 1 to 10 public keys (EC P-256/P-384/P-521, Ed25519,
+    /// RSA ≥ 2048 bits; a `kid` on each when several): the key is a secretless key-pair
+    /// client that authenticates with `private_key_jwt` (RFC 7523 §2.2).
+    #[schema(value_type = Option<Object>)]
+    public_jwks: Option<Value>,
 }
 
 impl CreateKeyBody {
@@ -120,7 +136,14 @@ impl CreateKeyBody {
             .map(|names| Scopes::parse(names.iter().map(String::as_str)))
             .transpose()
             .map_err(|e| ApiError::invalid_request(format!("`scopes`: {}", e.0)))?;
+        let public_jwks = self
+            .public_jwks
+            .as_ref()
+            .map(ClientJwks::parse)
+            .transpose()
+            .map_err(|e| ApiError::invalid_request(e.to_string()))?;
         Ok(CreateKey {
+            public_jwks,
             name: self.name,
             user_id: self.user_id,
             lifetime,
@@ -132,10 +155,10 @@ impl CreateKeyBody {
 
 #[utoipa::path(
     post, path = "/v1/{org}/api_keys", tag = "API keys",
-    summary = "Create an API key", description = "The response is the only time the secret (`api_key`) is shown.",
+    summary = "Create an API key", description = "The response is the only time the secret (`api_key`) is shown. With `public_jwks` the key is a secretless key-pair client (`client_auth: private_key_jwt`, no `api_key`): it authenticates at the OAuth endpoints with a client assertion signed by one of its keys.",
     params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateKeyBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
-        (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
+        (status = 201, description = "The new key, with its secret (none for a key-pair client)", body = schema::CreatedApiKey),
         ProtectedErrors,
         NotFound,
         CreateErrors,
@@ -209,7 +232,7 @@ pub struct RotateBody {
 
 #[utoipa::path(
     post, path = "/v1/{org}/api_keys/{id}/rotate", tag = "API keys", summary = "Rotate an API key",
-    description = "Issues a replacement (same owner, name, scopes, environment, lifetime); the old key works until the grace period ends.",
+    description = "Issues a replacement (same owner, name, scopes, environment, lifetime); the old key works until the grace period ends. A key-pair client has no secret to rotate: 409 `conflict`.",
     params(OrgIdPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body(content = RotateBody, description = "Optional"), security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 201, description = "The new key, with its secret", body = schema::CreatedApiKey),
