@@ -123,8 +123,8 @@ async fn narrowed_key(app: &TestApp, org: &str, user_id: &str) -> Credentials {
             name: "narrow".into(),
             duration: None,
             environment: keygate::types::Environment::Live,
-            public_jwks: None,
             scopes: Some(Scopes::parse(["keys:read"]).unwrap()),
+            public_jwks: None,
         },
     )
     .await
@@ -133,12 +133,7 @@ async fn narrowed_key(app: &TestApp, org: &str, user_id: &str) -> Credentials {
         org: org.to_owned(),
         user_id: user_id.to_owned(),
         api_key_id: created.key.id,
-        api_key: created
-            .secret
-            .as_ref()
-            .expect("a secret")
-            .expose()
-            .to_owned(),
+        api_key: created.secret.unwrap().expose().to_owned(),
     }
 }
 

@@ -35,8 +35,8 @@ async fn key_with(app: &TestApp, user_id: &str, scopes: &[&str]) -> Credentials 
             name: "scoped".into(),
             duration: None,
             environment: keygate::types::Environment::Live,
-            public_jwks: None,
             scopes: Some(Scopes::parse(scopes.iter().copied()).unwrap()),
+            public_jwks: None,
         },
     )
     .await
@@ -45,12 +45,7 @@ async fn key_with(app: &TestApp, user_id: &str, scopes: &[&str]) -> Credentials 
         org: "default".into(),
         user_id: user_id.to_owned(),
         api_key_id: created.key.id,
-        api_key: created
-            .secret
-            .as_ref()
-            .expect("a secret")
-            .expose()
-            .to_owned(),
+        api_key: created.secret.unwrap().expose().to_owned(),
     }
 }
 

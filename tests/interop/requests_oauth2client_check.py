@@ -1,8 +1,9 @@
 """Drives keygate with a third-party OAuth client library (requests-oauth2client):
 discovery, client_credentials (Bearer and DPoP), calls to a protected endpoint, refresh,
 introspection and revocation, with a client secret and with private_key_jwt (a key-pair
-client registered with public_jwks, keys made by jwskate). Exits non-zero at the first
-mismatch.
+client registered with public_jwks, keys made by jwskate), and tokens for protected
+resources (RFC 8707 `resource`: `aud`, scopes, refresh narrowing, invalid_target). Exits
+non-zero at the first mismatch.
 
 usage: requests_oauth2client_check.py BASE_URL ORG CLIENT_ID CLIENT_SECRET USER_ID
 """
@@ -10,8 +11,17 @@ usage: requests_oauth2client_check.py BASE_URL ORG CLIENT_ID CLIENT_SECRET USER_
 import sys
 
 import requests
-from jwskate import Jwk
-from requests_oauth2client import DPoPToken, InvalidClient, OAuth2Client, PrivateKeyJwt
+from jwskate import Jwk, JwkSet, SignedJwt
+from requests_oauth2client import (
+    DPoPToken,
+    InvalidClient,
+    InvalidTarget,
+    OAuth2Client,
+    PrivateKeyJwt,
+)
+
+MCP = "https://mcp.example.com/mcp"
+FILES = "https://files.example.com/api"
 
 
 def check(condition, message):
@@ -64,11 +74,61 @@ def main():
     response = requests.get(me, auth=again, timeout=10)
     check(response.status_code == 200, "the refreshed DPoP token works")
 
+    jwks = JwkSet(requests.get(f"{issuer}/.well-known/jwks.json", timeout=10).json())
+    protected_resources(client, issuer, token, me, jwks)
     for alg, params in (("ES256", {}), ("EdDSA", {"crv": "Ed25519"})):
-        key_pair_client(issuer, token, me, user_id, alg, params)
+        key_pair_client(issuer, token, me, user_id, alg, params, jwks)
 
 
-def key_pair_client(issuer, admin_token, me, user_id, alg, params):
+def claims_of(token, jwks, issuer):
+    """The access token's claims, once its signature verifies with keygate's JWKS."""
+    jwt = SignedJwt(token.access_token)
+    check(jwt.verify_signature(jwks, algs=["ES256", "EdDSA"]) and jwt.typ == "at+jwt"
+          and jwt.claims["iss"] == issuer, "the token verifies with keygate's JWKS (typ at+jwt, iss)")
+    return jwt.claims
+
+
+def protected_resources(client, issuer, admin_token, me, jwks):
+    """RFC 8707: `resource` on client_credentials and refresh_token; `aud` is the resource."""
+    for uri, scopes in ((MCP, ["mcp:tools", "files:read"]), (FILES, ["files:read"])):
+        response = requests.post(f"{issuer}/resources", auth=admin_token, timeout=10,
+                                 json={"uri": uri, "name": uri, "scopes": scopes})
+        check(response.status_code == 201, f"resource {uri} registered: {response.status_code}")
+
+    token = client.client_credentials(scope="mcp:tools", resource=MCP)
+    claims = claims_of(token, jwks, issuer)
+    check(claims["aud"] == MCP and claims["scope"] == "mcp:tools" and token.scope == "mcp:tools",
+          "client_credentials with resource: aud is the resource, scope narrowed to mcp:tools")
+    check(requests.get(me, auth=token, timeout=10).status_code == 401,
+          "keygate's own endpoints refuse a token for a resource")
+    info = client.introspect_token(token.access_token)
+    check(info["active"] is True and info["aud"] == MCP, "introspection reports the resource as aud")
+
+    both = client.client_credentials(resource=[MCP, FILES])
+    claims = claims_of(both, jwks, issuer)
+    check(sorted(claims["aud"]) == sorted([MCP, FILES])
+          and sorted(claims["scope"].split()) == ["files:read", "mcp:tools"],
+          "two resources: aud is both, scope every scope they define")
+    narrowed = client.refresh_token(both, resource=FILES)
+    claims = claims_of(narrowed, jwks, issuer)
+    check(claims["aud"] == FILES and claims["scope"] == "files:read",
+          "a refresh naming one of the session's resources narrows aud and scope")
+
+    for label, call in (
+        ("a refresh cannot add a resource", lambda: client.refresh_token(token, resource=FILES)),
+        ("an unregistered resource", lambda: client.client_credentials(resource="https://unknown.example.com/")),
+        ("a resource with a fragment", lambda: client.client_credentials(resource=f"{MCP}#tools")),
+        ("a relative resource", lambda: client.client_credentials(resource="/mcp")),
+    ):
+        try:
+            call()
+            refused = False
+        except InvalidTarget:
+            refused = True
+        check(refused, f"{label}: invalid_target")
+
+
+def key_pair_client(issuer, admin_token, me, user_id, alg, params, jwks):
     """A secretless key-pair client: registered with its public key only, then every
     endpoint authenticated by requests-oauth2client's PrivateKeyJwt (aud = the endpoint)."""
     private = Jwk.generate(alg=alg, **params).with_kid_thumbprint()
@@ -106,6 +166,9 @@ def key_pair_client(issuer, admin_token, me, user_id, alg, params):
     check(isinstance(bound, DPoPToken), f"{alg}: private_key_jwt with DPoP gives a bound token")
     check(requests.get(me, auth=bound, timeout=10).status_code == 200,
           f"{alg}: the bound token works")
+    for_mcp = client.client_credentials(scope="mcp:tools", resource=MCP)
+    check(claims_of(for_mcp, jwks, issuer)["aud"] == MCP,
+          f"{alg}: private_key_jwt with resource: aud is the resource")
     impostor = OAuth2Client(
         token_endpoint=client.token_endpoint,
         auth=PrivateKeyJwt(client_id, Jwk.generate(alg=alg, kid=private.kid, **params)),

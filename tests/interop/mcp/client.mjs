@@ -1,0 +1,179 @@
+// The MCP client side of .ci/mcp-interop, written with the official MCP TypeScript SDK only:
+// tokens from keygate with the SDK's ClientCredentialsProvider (client_secret_basic) and
+// PrivateKeyJwtProvider (private_key_jwt, RFC 7523) through its fetchToken and its auth()
+// orchestration, each naming the MCP server with `resource` (RFC 8707); then the SDK's
+// Client over StreamableHTTPClientTransport calls the server's `whoami` tool. Also the
+// refusals: no token, keygate's own token, a token for another resource, a token without
+// the tool scope (all at the MCP server), and an unregistered resource (at keygate).
+// Prints every step; exits non-zero at the first mismatch.
+//
+// usage: node client.mjs ISSUER MCP_URL OTHER_RESOURCE CLIENT_ID CLIENT_SECRET KP_CLIENT_ID KP_KEY_PEM
+
+import { readFileSync } from "node:fs";
+
+import { decodeJwt } from "jose";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { discoverAuthorizationServerMetadata, fetchToken } from "@modelcontextprotocol/sdk/client/auth.js";
+import { ClientCredentialsProvider, PrivateKeyJwtProvider } from "@modelcontextprotocol/sdk/client/auth-extensions.js";
+import { OAuthMetadataSchema } from "@modelcontextprotocol/sdk/shared/auth.js";
+import { InvalidTargetError } from "@modelcontextprotocol/sdk/server/auth/errors.js";
+
+const [issuer, mcpUrl, otherResource, clientId, clientSecret, kpClientId, kpKeyFile] = process.argv.slice(2);
+const kpKey = readFileSync(kpKeyFile, "utf8");
+
+function check(condition, message) {
+  if (!condition) {
+    console.log(`FAIL: ${message}`);
+    process.exit(1);
+  }
+  console.log(`ok: ${message}`);
+}
+
+// --- keygate's RFC 8414 metadata, through the SDK's discovery or as it is -----------------
+let metadata;
+try {
+  metadata = await discoverAuthorizationServerMetadata(issuer);
+  check(metadata?.issuer === issuer, "the SDK's discovery accepts keygate's metadata");
+} catch (error) {
+  // The SDK's schema (OAuthMetadataSchema) requires `authorization_endpoint`, which keygate has
+  // no use for until it offers a browser flow. Anything else it refuses is a keygate bug.
+  const { origin, pathname } = new URL(issuer);
+  const response = await fetch(`${origin}/.well-known/oauth-authorization-server${pathname}`);
+  check(response.status === 200, `GET /.well-known/oauth-authorization-server${pathname}: 200`);
+  metadata = await response.json();
+  const parsed = OAuthMetadataSchema.safeParse(metadata);
+  const refused = parsed.success ? [] : parsed.error.issues.map((issue) => issue.path.join("."));
+  console.log(`   the SDK's discovery fails: ${String(error.message).replace(/\s+/g, " ").slice(0, 200)}`);
+  check(
+    refused.length === 1 && refused[0] === "authorization_endpoint",
+    `the SDK's metadata schema refuses only [${refused}] (keygate has no authorization endpoint yet): ` +
+      "the metadata is passed to fetchToken as fetched",
+  );
+}
+check(metadata.issuer === issuer && metadata.token_endpoint === `${issuer}/oauth/token`, "metadata: issuer and token_endpoint");
+check(
+  metadata.token_endpoint_auth_methods_supported.includes("private_key_jwt") &&
+    metadata.token_endpoint_auth_signing_alg_values_supported.includes("ES256"),
+  "metadata: private_key_jwt with ES256",
+);
+
+// --- helpers -------------------------------------------------------------------------------
+function describe(accessToken) {
+  const claims = decodeJwt(accessToken);
+  console.log(`   token: aud ${JSON.stringify(claims.aud)}, scope "${claims.scope}", client_id ${claims.client_id}, exp in ${claims.exp - Math.floor(Date.now() / 1000)} s`);
+  return claims;
+}
+
+/** The SDK's Client over Streamable HTTP, with a fixed token or an auth provider; calls whoami. */
+async function whoami(transportOptions, label) {
+  const client = new Client({ name: "keygate-interop-client", version: "1.0.0" });
+  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), transportOptions);
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  check(tools.some((tool) => tool.name === "whoami"), `${label}: tools/list names whoami`);
+  const result = await client.callTool({ name: "whoami", arguments: {} });
+  await client.close();
+  check(!result.isError && result.content?.[0]?.type === "text", `${label}: tools/call whoami succeeded`);
+  console.log(`   whoami: ${result.content[0].text}`);
+  return JSON.parse(result.content[0].text);
+}
+
+const bearer = (token) => ({ requestInit: { headers: { Authorization: `Bearer ${token}` } } });
+
+/** A raw MCP initialize request, to see the server's refusal itself (status and challenge). */
+async function initialize(headers) {
+  const response = await fetch(mcpUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+    body: JSON.stringify({
+      jsonrpc: "2.0", id: 1, method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+    }),
+  });
+  await response.body?.cancel();
+  return { status: response.status, challenge: response.headers.get("www-authenticate") ?? "" };
+}
+
+async function refused(headers, status, error, label) {
+  const answer = await initialize(headers);
+  console.log(`   ${answer.status} WWW-Authenticate: ${answer.challenge}`);
+  check(
+    answer.status === status && answer.challenge.startsWith("Bearer ") && answer.challenge.includes(`error="${error}"`) &&
+      answer.challenge.includes('resource_metadata="'),
+    `${label}: ${status} ${error} with resource_metadata`,
+  );
+}
+
+// --- 1. client_credentials + client_secret_basic, resource = the MCP server ----------------
+const secretClient = new ClientCredentialsProvider({ clientId, clientSecret, expectedIssuer: issuer, scope: "mcp:tools" });
+const secretTokens = await fetchToken(secretClient, issuer, { metadata, resource: new URL(mcpUrl) });
+check(secretTokens.token_type === "Bearer", "ClientCredentialsProvider + fetchToken with resource: a Bearer token");
+let claims = describe(secretTokens.access_token);
+check(claims.aud === mcpUrl && claims.iss === issuer && claims.scope === "mcp:tools", "its aud is the MCP server, its scope mcp:tools");
+let who = await whoami(bearer(secretTokens.access_token), "client secret");
+check(who.client_id === clientId && who.aud === mcpUrl, "the MCP server verified the token and names the client");
+
+// --- 2. private_key_jwt, no scope requested: every scope of the resource ---------------------
+const keyPairClient = new PrivateKeyJwtProvider({ clientId: kpClientId, privateKey: kpKey, algorithm: "ES256", expectedIssuer: issuer });
+const kpTokens = await fetchToken(keyPairClient, issuer, { metadata, resource: new URL(mcpUrl) });
+claims = describe(kpTokens.access_token);
+check(claims.aud === mcpUrl && claims.client_id === kpClientId, "PrivateKeyJwtProvider + fetchToken with resource: aud is the MCP server");
+check(claims.scope.split(" ").sort().join(" ") === "files:read mcp:tools", "no scope asked: every scope the resource defines");
+who = await whoami(bearer(kpTokens.access_token), "private_key_jwt");
+check(who.client_id === kpClientId, "the MCP server names the key-pair client");
+
+// --- 3. the SDK's own orchestration: 401 → RFC 9728 metadata → token with resource → retry ---
+const orchestrated = new PrivateKeyJwtProvider({
+  clientId: kpClientId, privateKey: kpKey, algorithm: "ES256", expectedIssuer: issuer, scope: "mcp:tools",
+});
+if (!OAuthMetadataSchema.safeParse(metadata).success) {
+  // auth() would run the discovery that fails above; its cached discovery state hands it
+  // keygate's metadata instead. It still reads the MCP server's RFC 9728 document.
+  orchestrated.discoveryState = () => ({ authorizationServerUrl: issuer, authorizationServerMetadata: metadata });
+}
+const trace = [];
+const tracingFetch = async (url, init) => {
+  const response = await fetch(url, init);
+  trace.push(`${init?.method ?? "GET"} ${url} → ${response.status}`);
+  return response;
+};
+who = await whoami({ authProvider: orchestrated, fetch: tracingFetch }, "SDK auth() flow");
+for (const line of trace) console.log(`   ${line}`);
+check(
+  trace.some((line) => line.startsWith(`POST ${mcpUrl} → 401`)) &&
+    trace.some((line) => line.includes("/.well-known/oauth-protected-resource")) &&
+    trace.some((line) => line.startsWith(`POST ${issuer}/oauth/token → 200`)),
+  "the transport met a 401, read the server's RFC 9728 document and got a token from keygate",
+);
+claims = describe(orchestrated.tokens().access_token);
+check(claims.aud === mcpUrl && who.client_id === kpClientId, "the token auth() obtained is for the MCP server");
+
+// --- 4. refusals at the MCP server ---------------------------------------------------------
+await refused({}, 401, "invalid_token", "no token");
+const own = await fetchToken(new ClientCredentialsProvider({ clientId, clientSecret, expectedIssuer: issuer }), issuer, { metadata });
+check(decodeJwt(own.access_token).aud === issuer, "without resource keygate issues a token for itself (aud = issuer)");
+await refused({ Authorization: `Bearer ${own.access_token}` }, 401, "invalid_token", "keygate's own token");
+const other = await fetchToken(secretClient, issuer, { metadata, resource: new URL(otherResource) });
+check(decodeJwt(other.access_token).aud === otherResource, `a token for ${otherResource}`);
+await refused({ Authorization: `Bearer ${other.access_token}` }, 401, "invalid_token", "a token for another resource");
+const narrow = await fetchToken(
+  new ClientCredentialsProvider({ clientId, clientSecret, expectedIssuer: issuer, scope: "files:read" }),
+  issuer, { metadata, resource: new URL(mcpUrl) },
+);
+check(decodeJwt(narrow.access_token).scope === "files:read", "a token for the MCP server with scope files:read only");
+await refused({ Authorization: `Bearer ${narrow.access_token}` }, 403, "insufficient_scope", "a token without mcp:tools");
+const [header, , signature] = secretTokens.access_token.split(".");
+const forged = Buffer.from(JSON.stringify({ ...decodeJwt(own.access_token), aud: mcpUrl, scope: "mcp:tools" })).toString("base64url");
+await refused({ Authorization: `Bearer ${header}.${forged}.${signature}` }, 401, "invalid_token", "a token whose claims were changed");
+
+// --- 5. an unregistered resource at keygate ------------------------------------------------
+const unregistered = new URL("/unregistered", mcpUrl);
+try {
+  await fetchToken(secretClient, issuer, { metadata, resource: unregistered });
+  check(false, `a token for the unregistered ${unregistered}`);
+} catch (error) {
+  console.log(`   ${error.name}: ${error.message}`);
+  check(error instanceof InvalidTargetError, `${unregistered} (not registered): invalid_target from keygate`);
+}
+console.log("mcp-interop: all checks passed");
