@@ -206,7 +206,7 @@ async fn refuse_changed_users(
         session::Entity::update_many()
             .col_expr(
                 session::Column::RevokedAt,
-                Expr::col(session::Column::CreatedAt).into(),
+                Expr::col(session::Column::CreatedAt),
             )
             .filter(session::Column::Id.is_in(refusals.keys().map(String::as_str)))
             .filter(session::Column::RevokedAt.is_null())
