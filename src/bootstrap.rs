@@ -83,6 +83,7 @@ pub async fn run(
             duration: Some(settings.bootstrap.key_duration),
             environment: Environment::Live,
             scopes: None,
+            resource_scopes: None,
             public_jwks: None,
         },
     )

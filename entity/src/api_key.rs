@@ -14,8 +14,12 @@ pub struct Model {
     pub name: String,
     /// `live` or `test`.
     pub environment: String,
-    /// Space-separated scope list (RFC 6749 §3.3 syntax).
+    /// keygate's own scopes the key holds, space-separated (RFC 6749 §3.3 syntax).
     pub scopes: String,
+    /// The scopes of the organization's protected resources (RFC 8707) the key may use,
+    /// space-separated. `None`: the key was created without a scope list and may use every
+    /// scope of the organization's resources.
+    pub resource_scopes: Option<String>,
     /// Lower-case hex HMAC-SHA256 of the secret, unique. A key-pair client has no secret:
     /// its digest is `none:{id}`, which no hex digest can equal, so no secret ever matches.
     #[sea_orm(unique)]

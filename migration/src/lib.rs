@@ -14,6 +14,7 @@ mod m20261201_000016_session_housekeeping;
 mod m20261201_000020_api_key_issuer;
 mod m20261202_000022_key_pair_clients;
 mod m20261202_000040_resources;
+mod m20261202_000050_key_resource_scopes;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000020_api_key_issuer::Migration),
             Box::new(m20261202_000022_key_pair_clients::Migration),
             Box::new(m20261202_000040_resources::Migration),
+            Box::new(m20261202_000050_key_resource_scopes::Migration),
         ]
     }
 }

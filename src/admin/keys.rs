@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::api_key;
 
+use super::key_scopes::{self, ScopeList};
 use super::policy::{Action, Actor, Target};
 use super::{AdminError, CreatedKey, Issuer, NewKey};
 use crate::keys::client_jwks::ClientJwks;
@@ -39,8 +40,9 @@ pub struct CreateKey {
     /// Whose key; `None`: the caller's own.
     pub user_id: Option<String>,
     pub lifetime: Lifetime,
-    /// `None`: the caller's token's scopes.
-    pub scopes: Option<Scopes>,
+    /// `None` (no list): keygate's scopes of the caller's token, and every scope of the
+    /// organization's resources.
+    pub scopes: Option<ScopeList>,
     pub environment: Environment,
     /// A key-pair client's public keys (then the key has no secret).
     pub public_jwks: Option<ClientJwks>,
@@ -127,10 +129,18 @@ pub async fn create(
             owner: &owner,
             owner_role,
             id: None,
-            scopes: input.scopes.as_ref(),
+            scopes: input.scopes.as_ref().map(|list| &list.own),
         },
     )?;
-    let scopes = input.scopes.unwrap_or_else(|| actor.scopes.clone());
+    // Resource scopes are not keygate's powers: whoever may create this user's keys may
+    // list them (the caller's token cannot hold them: its audience is keygate).
+    let (scopes, resource_scopes) = match input.scopes {
+        None => (actor.scopes.clone(), None),
+        Some(list) => {
+            key_scopes::check_resources(&state.storage, &actor.org, &list.resources).await?;
+            (list.own, Some(list.resources))
+        }
+    };
     let now = state.clock.now();
     let duration = match input.lifetime {
         Lifetime::Default => None,
@@ -153,6 +163,7 @@ pub async fn create(
             duration,
             environment: input.environment,
             scopes: Some(scopes),
+            resource_scopes,
             public_jwks: input.public_jwks,
         },
         Some(&issuer(actor)),

@@ -7,12 +7,14 @@
 pub mod events;
 pub mod grants;
 pub mod issuers;
+pub mod key_scopes;
 pub mod keys;
 pub mod policy;
 pub mod resources;
 pub mod sessions;
 pub mod users;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -270,8 +272,11 @@ pub struct NewKey {
     pub name: String,
     pub duration: Option<Duration>,
     pub environment: Environment,
-    /// `None`: every scope.
+    /// keygate's own scopes; `None`: every one.
     pub scopes: Option<Scopes>,
+    /// The scopes of the organization's protected resources the key may use; `None`: every
+    /// one, whichever are registered when it asks (a key created without a scope list).
+    pub resource_scopes: Option<BTreeSet<String>>,
     /// A key-pair client's public keys: the key has no secret and authenticates with
     /// `private_key_jwt` only.
     pub public_jwks: Option<ClientJwks>,
@@ -310,7 +315,8 @@ pub struct Issuer {
     pub role: Role,
 }
 
-/// Creates a key as the operator (no issuer recorded).
+/// Creates a key as the operator (no issuer recorded). Each listed resource scope must be a
+/// scope of a registered resource of `org`.
 pub async fn create_key(
     storage: &Storage,
     pepper: &Pepper,
@@ -319,6 +325,9 @@ pub async fn create_key(
     org: &organization::Model,
     new: NewKey,
 ) -> Result<CreatedKey, AdminError> {
+    if let Some(listed) = &new.resource_scopes {
+        key_scopes::check_resources(storage, org, listed).await?;
+    }
     issue_key(storage, pepper, clock, settings, org, new, None).await
 }
 
@@ -365,6 +374,10 @@ pub async fn issue_key(
         name,
         environment: new.environment.as_str().to_owned(),
         scopes: new.scopes.unwrap_or_else(Scopes::all).to_string(),
+        resource_scopes: new
+            .resource_scopes
+            .as_ref()
+            .map(crate::resources::scopes::render),
         created_at: now,
         expires_at: lifetime(settings, now, new.duration)?,
         revoked_at: None,
@@ -466,6 +479,8 @@ pub async fn rotate_key_as(
             duration: Some(lifetime),
             environment: old.environment.parse().unwrap_or(Environment::Live),
             scopes: Some(Scopes::parse_list(&old.scopes).map_err(|e| AdminError::Invalid(e.0))?),
+            // Copied as they are, even a name no resource defines any more.
+            resource_scopes: key_scopes::resource_allowance(&old),
             public_jwks: None,
         },
         issuer,

@@ -4,7 +4,9 @@
 //! Two things must both allow an action: the token's scopes (a missing scope is
 //! `insufficient_scope`) and the caller's role against the target (`permission_denied`).
 //! Issuing a secret (creating or rotating a key) also needs the key's owner not to outrank
-//! the caller and the key's scopes to lie within the caller's token.
+//! the caller and the key's scopes (keygate's own) to lie within the caller's token. Scopes
+//! of the organization's protected resources on a key are not keygate's powers and no token
+//! for keygate holds them: whoever may create or rotate a user's keys may list them.
 //! The rules are in docs/admin-api.md; the table-driven tests below and in
 //! `tests/api/admin/matrix.rs` and `tests/api/security/roles.rs` hold them.
 
@@ -154,8 +156,8 @@ pub enum Target<'a> {
     Listing,
     /// A key owned by `owner` (`id: None`: one about to be created). For creating and
     /// rotating: `owner_role` is the owner's stored role (`None`: not known here; the
-    /// operation itself refuses a key for a user that does not exist), `scopes` the scopes the new secret would carry (`None`: the
-    /// caller's own).
+    /// operation itself refuses a key for a user that does not exist), `scopes` keygate's scopes the new secret would carry (`None`:
+    /// the caller's own); its resource scopes are not checked here.
     Key {
         owner: &'a str,
         owner_role: Option<Role>,

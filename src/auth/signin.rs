@@ -250,7 +250,7 @@ async fn run(
     trail.subject = Some(subject.id.clone());
     // RFC 8707: checked only once the credential was, so a caller without a valid key
     // learns nothing about the organization's resources.
-    let target = resources::for_grant(state, &org, &holder.key.scopes, req.resources, None).await?;
+    let target = resources::for_grant(state, &org, &holder.key, req.resources, None).await?;
     // The proof is checked (and its `jti` remembered) only for a valid credential.
     let dpop_jkt = session::binding_proof(state, &org, req.dpop, req.path, None).await?;
 

@@ -10,6 +10,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{Output, print, rfc3339};
+use crate::admin::key_scopes::{self, ScopeList};
 use crate::admin::{self, CreatedKey, NewKey};
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -17,7 +18,7 @@ use crate::keys::client_jwks::ClientJwks;
 use crate::secrets::Secrets;
 use crate::startup::open_storage;
 use crate::storage;
-use crate::types::{Environment, Scopes};
+use crate::types::Environment;
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -34,7 +35,9 @@ pub enum KeyCommand {
         /// Create an `ak_test_` key.
         #[arg(long)]
         test: bool,
-        /// Restrict the key to these scopes (repeatable; default: all).
+        /// Restrict the key to these scopes (repeatable): keygate's own and scopes of the
+        /// organization's registered resources, e.g. `mcp:tools` (default: every scope of
+        /// keygate and of the organization's resources).
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// A JWK Set file (`{"keys": [...]}`) of the client's public keys: the key is then a
@@ -123,13 +126,13 @@ pub(super) async fn key(
             let public_jwks = public_jwks.as_deref().map(read_jwks).transpose()?;
             let secrets = Secrets::load(settings)?;
             let org = admin::find_org(storage, &org).await?;
-            let scopes = if scopes.is_empty() {
-                None
+            // Listed resource scopes are checked against the organization's resources.
+            let (scopes, resource_scopes) = if scopes.is_empty() {
+                (None, None)
             } else {
-                Some(
-                    Scopes::parse(scopes.iter().map(String::as_str))
-                        .map_err(|e| anyhow::anyhow!(e.0))?,
-                )
+                let list = ScopeList::parse(scopes.iter().map(String::as_str))
+                    .map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+                (Some(list.own), Some(list.resources))
             };
             let new = NewKey {
                 user_id: user,
@@ -141,6 +144,7 @@ pub(super) async fn key(
                     Environment::Live
                 },
                 scopes,
+                resource_scopes,
                 public_jwks,
             };
             let created = admin::create_key(
@@ -171,7 +175,8 @@ pub(super) async fn key(
                 .iter()
                 .map(|k| json!({
                     "api_key_id": k.id, "user_id": k.user_id, "name": k.name, "environment": k.environment,
-                    "scopes": k.scopes, "status": status(k), "created_at": rfc3339(k.created_at),
+                    "scopes": key_scopes::shown(k).join(" "), "all_resource_scopes": k.resource_scopes.is_none(),
+                    "status": status(k), "created_at": rfc3339(k.created_at),
                     "expires_at": rfc3339(k.expires_at), "revoked_at": k.revoked_at.map(rfc3339),
                     "last_used_at": k.last_used_at.map(rfc3339),
                     "client_auth": if k.public_jwks.is_some() { "private_key_jwt" } else { "client_secret" },

@@ -89,7 +89,13 @@ pub struct ApiKey {
     pub api_key_id: String,
     pub user_id: String,
     pub name: String,
+    /// The key's list: keygate's own scopes (those of its tokens for keygate itself) and the
+    /// scopes of the organization's protected resources it may use (RFC 8707 `resource`).
     pub scopes: Vec<String>,
+    /// `true` for a key created without a `scopes` list: it may use every scope of the
+    /// organization's protected resources, whichever are registered when it asks for a
+    /// token (`scopes` then shows keygate's own only).
+    pub all_resource_scopes: bool,
     /// `live` or `test`.
     pub environment: String,
     /// `active`, `expired` or `revoked`.

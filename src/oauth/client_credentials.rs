@@ -64,7 +64,7 @@ async fn run(
     let target = resources::for_grant(
         state,
         org,
-        &holder.key.scopes,
+        &holder.key,
         req.params.get_all("resource"),
         requested_scope,
     )

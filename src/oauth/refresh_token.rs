@@ -90,7 +90,7 @@ async fn run(
     let target = resources::for_refresh(
         state,
         org,
-        &key.scopes,
+        &key,
         &session,
         req.params.get_all("resource"),
         requested_scope,

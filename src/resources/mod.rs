@@ -6,11 +6,11 @@
 //! resource publishes. Registering resources is the admin API's (`admin::resources`).
 //!
 //! Scope rules: the scopes a token may carry are those the named resources define that
-//! the API key may use. A key that holds every one of keygate's own administrative scopes
-//! (what a key created without `scopes` holds) may use every scope of the organization's
-//! resources; a key narrowed to fewer may use only the resource scopes its list names.
-//! A requested `scope` must lie within that (`invalid_scope`); without one, the token gets
-//! all of it.
+//! the API key may use. A key created without a scope list may use every scope of the
+//! organization's resources; a key created with one, only those its list names
+//! (`admin::key_scopes`). A requested `scope` must lie within that (`invalid_scope`);
+//! without one, the token gets all of it, and a key that may use none of the named
+//! resources' scopes is refused (`invalid_scope`) rather than given a token with no scope.
 
 pub mod scopes;
 pub mod uri;
@@ -18,7 +18,7 @@ pub mod uri;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use entity::{organization, resource};
+use entity::{api_key, organization, resource};
 use serde_json::{Value, json};
 
 pub use uri::{InvalidUri, ResourceUri};
@@ -100,20 +100,17 @@ async fn registered(
     Ok(found)
 }
 
-/// keygate's own administrative scopes: a key holding all of them is not narrowed.
-const FULL_KEY: &[&str] = &[
-    "keys:read",
-    "keys:write",
-    "users:read",
-    "users:write",
-    "sessions:write",
-    "audit:read",
-];
-
-/// Whether a key with these (stored, space-separated) scopes may use `scope` of a resource.
-fn key_allows(key_scopes: &str, scope: &str) -> bool {
-    let held: BTreeSet<&str> = key_scopes.split_ascii_whitespace().collect();
-    FULL_KEY.iter().all(|s| held.contains(s)) || held.contains(scope)
+/// Whether `key` may use `scope` of a resource: every one when it was created without a
+/// scope list, else those its list names (keygate's own names included, for a resource
+/// that defines a scope of the same name).
+fn key_allows(key: &api_key::Model, scope: &str) -> bool {
+    let Some(listed) = key.resource_scopes.as_deref() else {
+        return true;
+    };
+    listed
+        .split_ascii_whitespace()
+        .chain(key.scopes.split_ascii_whitespace())
+        .any(|s| s == scope)
 }
 
 /// The token's scope: `requested` (each within `usable`), or all of `usable`.
@@ -155,11 +152,11 @@ fn join<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
 }
 
 /// The target of a new session: `None` when no `resource` was named (a token for keygate
-/// itself, as before). `key_scopes` is the API key's stored scope list.
+/// itself, as before). `key` is the client's API key.
 pub async fn for_grant(
     state: &AppState,
     org: &organization::Model,
-    key_scopes: &str,
+    key: &api_key::Model,
     requested: &[String],
     scope: Option<&str>,
 ) -> Result<Option<Target>, TargetError> {
@@ -174,14 +171,14 @@ pub async fn for_grant(
         "is not a registered resource of this organization",
     )
     .await?;
-    target_for_key(&found, key_scopes, scope, |_| true).map(Some)
+    target_for_key(&found, key, scope, |_| true).map(Some)
 }
 
-/// The target of `resources` for a key with `key_scopes`: the scopes they define (those
-/// `within` accepts) that the key may use, narrowed to `scope` when given.
+/// The target of `resources` for `key`: the scopes they define (those `within` accepts)
+/// that the key may use, narrowed to `scope` when given.
 fn target_for_key(
     resources: &[resource::Model],
-    key_scopes: &str,
+    key: &api_key::Model,
     scope: Option<&str>,
     within: impl Fn(&str) -> bool,
 ) -> Result<Target, TargetError> {
@@ -193,7 +190,7 @@ fn target_for_key(
         .collect();
     let usable: BTreeSet<String> = offered
         .iter()
-        .filter(|s| key_allows(key_scopes, s))
+        .filter(|s| key_allows(key, s))
         .cloned()
         .collect();
     let scope = pick_scope(scope, &offered, &usable)?;
@@ -217,7 +214,7 @@ fn target_for_key(
 pub async fn for_refresh(
     state: &AppState,
     org: &organization::Model,
-    key_scopes: &str,
+    key: &api_key::Model,
     session: &entity::session::Model,
     requested: &[String],
     scope: Option<&str>,
@@ -253,7 +250,7 @@ pub async fn for_refresh(
     )
     .await?;
     let session_scopes: BTreeSet<&str> = session.scope.split_ascii_whitespace().collect();
-    target_for_key(&found, key_scopes, scope, |s| session_scopes.contains(s)).map(Some)
+    target_for_key(&found, key, scope, |s| session_scopes.contains(s)).map(Some)
 }
 
 /// Whether keygate issues tokens with this `aud` at `org`: its own audience, or only
@@ -307,14 +304,38 @@ mod tests {
         items.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    fn key(scopes: &str, resource_scopes: Option<&str>) -> api_key::Model {
+        api_key::Model {
+            id: "key_x".into(),
+            org_id: "org_x".into(),
+            user_id: "usr_x".into(),
+            name: "k".into(),
+            environment: "live".into(),
+            scopes: scopes.into(),
+            resource_scopes: resource_scopes.map(str::to_owned),
+            digest: String::new(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            expires_at: chrono::DateTime::UNIX_EPOCH,
+            revoked_at: None,
+            last_used_at: None,
+            created_by_user_id: None,
+            created_by_role: None,
+            public_jwks: None,
+        }
+    }
+
     #[test]
-    fn a_full_key_uses_every_resource_scope_a_narrowed_one_only_those_it_lists() {
-        let full = FULL_KEY.join(" ");
-        assert!(key_allows(&full, "mcp:tools"));
-        assert!(key_allows(&format!("{full} resources:read"), "mcp:tools"));
-        assert!(!key_allows("keys:read users:read", "mcp:tools"));
-        assert!(key_allows("keys:read mcp:tools", "mcp:tools"));
-        assert!(!key_allows("", "mcp:tools"));
+    fn an_unlisted_key_uses_every_resource_scope_a_listed_one_only_those_it_names() {
+        assert!(key_allows(&key("keys:read", None), "mcp:tools"));
+        assert!(key_allows(&key("", None), "mcp:tools"));
+        assert!(!key_allows(&key("keys:read", Some("")), "mcp:tools"));
+        assert!(key_allows(
+            &key("", Some("files:read mcp:tools")),
+            "mcp:tools"
+        ));
+        assert!(!key_allows(&key("", Some("mcp:tools")), "files:read"));
+        // A resource scope named like one of keygate's: the key's own list counts.
+        assert!(key_allows(&key("keys:read", Some("")), "keys:read"));
     }
 
     #[test]

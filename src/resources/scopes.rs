@@ -12,16 +12,22 @@ fn is_scope_char(c: char) -> bool {
     matches!(c, '\u{21}' | '\u{23}'..='\u{5B}' | '\u{5D}'..='\u{7E}')
 }
 
+/// Checks one scope token; the error names it.
+pub fn check(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_SCOPE_LEN || !name.chars().all(is_scope_char) {
+        return Err(format!(
+            "`{}` is not a scope: 1 to {MAX_SCOPE_LEN} visible ASCII characters other than `\"` and `\\`",
+            name.chars().take(60).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks `names` and returns them sorted and distinct; the error names the bad one.
 pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<BTreeSet<String>, String> {
     let mut set = BTreeSet::new();
     for name in names {
-        if name.is_empty() || name.len() > MAX_SCOPE_LEN || !name.chars().all(is_scope_char) {
-            return Err(format!(
-                "`{}` is not a scope: 1 to {MAX_SCOPE_LEN} visible ASCII characters other than `\"` and `\\`",
-                name.chars().take(60).collect::<String>()
-            ));
-        }
+        check(name)?;
         set.insert(name.to_owned());
     }
     if set.len() > MAX_SCOPES {

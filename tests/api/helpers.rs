@@ -457,6 +457,7 @@ impl TestApp {
                 duration,
                 environment: keygate::types::Environment::Live,
                 scopes: None,
+                resource_scopes: None,
                 public_jwks: None,
             },
         )

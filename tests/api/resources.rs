@@ -124,6 +124,7 @@ async fn narrowed_key(app: &TestApp, org: &str, user_id: &str) -> Credentials {
             duration: None,
             environment: keygate::types::Environment::Live,
             scopes: Some(Scopes::parse(["keys:read"]).unwrap()),
+            resource_scopes: Some(Default::default()),
             public_jwks: None,
         },
     )

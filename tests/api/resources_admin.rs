@@ -36,6 +36,7 @@ async fn key_with(app: &TestApp, user_id: &str, scopes: &[&str]) -> Credentials 
             duration: None,
             environment: keygate::types::Environment::Live,
             scopes: Some(Scopes::parse(scopes.iter().copied()).unwrap()),
+            resource_scopes: Some(Default::default()),
             public_jwks: None,
         },
     )

@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{idempotent, page_json, page_request, parse_time, to_value};
 use crate::admin;
+use crate::admin::key_scopes::{self, ScopeList};
 use crate::admin::keys::{CreateKey, Lifetime};
 use crate::admin::policy::Actor;
 use crate::admin::{CreatedKey, parse_duration};
@@ -21,20 +22,18 @@ use crate::http::schema::{
 use crate::keys::client_jwks::ClientJwks;
 use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
-use crate::types::{Environment, Lifecycle, Scopes};
+use crate::types::{Environment, Lifecycle};
 use entity::api_key;
 
 fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
     let status = admin::keys::status(&key, now);
+    let scopes = key_scopes::shown(&key);
     schema::ApiKey {
         api_key_id: key.id,
         user_id: key.user_id,
         name: key.name,
-        scopes: key
-            .scopes
-            .split_ascii_whitespace()
-            .map(str::to_owned)
-            .collect(),
+        scopes,
+        all_resource_scopes: key.resource_scopes.is_none(),
         environment: key.environment,
         status: status.as_str().to_owned(),
         created_at: rfc3339(key.created_at),
@@ -110,6 +109,12 @@ pub struct CreateKeyBody {
     user_id: Option<String>,
     duration: Option<String>,
     expires_at: Option<String>,
+    /// What the key may use: keygate's own scopes (`keys:read`, `keys:write`, `users:read`,
+    /// `users:write`, `sessions:write`, `audit:read`, `resources:read`, `resources:write`;
+    /// none beyond the caller's token's) and scopes of the organization's registered
+    /// protected resources (e.g. `mcp:tools`), which tokens requested with `resource` carry.
+    /// A name that is neither is 400 `invalid_request`. Absent: the caller's token's
+    /// keygate scopes and every scope of the organization's resources.
     scopes: Option<Vec<String>>,
     environment: Option<Environment>,
     /// A JWK Set (`{"keys": [...]}`) of 1 to 10 public keys (EC P-256/P-384/P-521, Ed25519,
@@ -133,9 +138,9 @@ impl CreateKeyBody {
         };
         let scopes = self
             .scopes
-            .map(|names| Scopes::parse(names.iter().map(String::as_str)))
+            .map(|names| ScopeList::parse(names.iter().map(String::as_str)))
             .transpose()
-            .map_err(|e| ApiError::invalid_request(format!("`scopes`: {}", e.0)))?;
+            .map_err(|e| ApiError::invalid_request(format!("`scopes`: {e}")))?;
         let public_jwks = self
             .public_jwks
             .as_ref()
