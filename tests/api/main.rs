@@ -18,6 +18,7 @@ mod federation;
 mod fuzz;
 mod helpers;
 mod jwks;
+mod key_scopes;
 mod me;
 mod negative;
 mod oauth;

@@ -70,7 +70,7 @@ async fn refresh(app: &TestApp, org: &str, rt: &str, resources: &[&str]) -> (Sta
 }
 
 /// Signs in with `?resource=` values.
-async fn signin(app: &TestApp, c: &Credentials, resources: &[&str]) -> Reply {
+pub async fn signin(app: &TestApp, c: &Credentials, resources: &[&str]) -> Reply {
     let query: Vec<(&str, &str)> = resources.iter().map(|r| ("resource", *r)).collect();
     let req = app
         .client
