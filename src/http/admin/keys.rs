@@ -160,7 +160,7 @@ impl CreateKeyBody {
 
 #[utoipa::path(
     post, path = "/v1/{org}/api_keys", tag = "API keys",
-    summary = "Create an API key", description = "The response is the only time the secret (`api_key`) is shown. With `public_jwks` the key is a secretless key-pair client (`client_auth: private_key_jwt`, no `api_key`): it authenticates at the OAuth endpoints with a client assertion signed by one of its keys.",
+    summary = "Create an API key", description = "The response is the only time the secret (`api_key`) is shown. `scopes` may list keygate's own scopes and scopes of the organization's registered protected resources (RFC 8707); a key with a list uses only those, one without may use every scope of the organization's resources (`all_resource_scopes`). With `public_jwks` the key is a secretless key-pair client (`client_auth: private_key_jwt`, no `api_key`): it authenticates at the OAuth endpoints with a client assertion signed by one of its keys.",
     params(OrgPath, ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body within 24 h answer the first result"),), request_body = CreateKeyBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
     responses(
         (status = 201, description = "The new key, with its secret (none for a key-pair client)", body = schema::CreatedApiKey),
