@@ -20,8 +20,8 @@ use crate::auth::session;
 use crate::auth::session::SessionError;
 use crate::resources::TargetError;
 use crate::state::AppState;
+use crate::storage::StorageError;
 use crate::storage::sessions::Refusal;
-use crate::storage::{self, StorageError};
 use crate::types::Scopes;
 
 /// RFC 6749 §5.2 (and RFC 9449 §5, RFC 7009 §2.2.1) error codes.
@@ -212,8 +212,14 @@ pub async fn token(state: &AppState, req: OAuthRequest<'_>) -> Result<TokenRespo
     }
 }
 
-async fn organization(state: &AppState, slug: &str) -> Result<organization::Model, OAuthError> {
-    storage::orgs::by_slug(&state.storage, slug)
+/// The organization `slug`, from the directory cache (auth::cache).
+async fn organization(
+    state: &AppState,
+    slug: &str,
+) -> Result<std::sync::Arc<organization::Model>, OAuthError> {
+    state
+        .directory
+        .org(&state.storage, slug)
         .await?
         .ok_or_else(|| OAuthError::invalid_request("no such organization"))
 }
