@@ -88,7 +88,8 @@ pub enum SigninError {
 impl From<SessionError> for SigninError {
     fn from(err: SessionError) -> Self {
         match err {
-            // The commit saw what a fresh read would have (docs/security.md, "Speed never buys a weaker check").
+            // The commit saw what a fresh read would have (docs/security.md, "Speed never
+            // buys a weaker check").
             SessionError::Refused(Refusal::KeyRevoked) => SigninError::RevokedApiKey,
             SessionError::Refused(Refusal::UserGone) => SigninError::InvalidApiKey,
             SessionError::Refused(Refusal::ActingDenied) => SigninError::PermissionDenied,

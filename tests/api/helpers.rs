@@ -442,9 +442,32 @@ impl TestApp {
         user_id: &str,
         duration: Option<Duration>,
     ) -> Credentials {
+        self.create_key_from(org, user_id, duration, None).await
+    }
+
+    /// A key of `user_id` limited to keygate's `scopes` (and no resource scope).
+    pub async fn create_scoped_key(
+        &self,
+        org: &str,
+        user_id: &str,
+        scopes: &[&str],
+    ) -> Credentials {
+        let scopes = keygate::types::Scopes::parse(scopes.iter().copied()).unwrap();
+        self.create_key_from(org, user_id, None, Some(scopes)).await
+    }
+
+    async fn create_key_from(
+        &self,
+        org: &str,
+        user_id: &str,
+        duration: Option<Duration>,
+        scopes: Option<keygate::types::Scopes>,
+    ) -> Credentials {
         let model = keygate::admin::find_org(&self.state.storage, org)
             .await
             .unwrap();
+        // A listed key lists its resource scopes too: none.
+        let resource_scopes = scopes.as_ref().map(|_| Default::default());
         let created = keygate::admin::create_key(
             &self.state.storage,
             &self.state.pepper,
@@ -456,8 +479,8 @@ impl TestApp {
                 name: "test".into(),
                 duration,
                 environment: keygate::types::Environment::Live,
-                scopes: None,
-                resource_scopes: None,
+                scopes,
+                resource_scopes,
                 public_jwks: None,
             },
         )

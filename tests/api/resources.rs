@@ -2,7 +2,7 @@
 //! scopes come from the resources and the key, a refresh narrows but never widens,
 //! `access_ttl` caps the lifetime, and keygate's own endpoints refuse such tokens.
 
-use keygate::types::{Role, Scopes};
+use keygate::types::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -105,37 +105,6 @@ async fn introspect(app: &TestApp, c: &Credentials, token: &str) -> Value {
     let (status, body) = json_of(res).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
-}
-
-/// A key of `user` narrowed to keygate's `keys:read`.
-async fn narrowed_key(app: &TestApp, org: &str, user_id: &str) -> Credentials {
-    let model = keygate::admin::find_org(&app.state.storage, org)
-        .await
-        .unwrap();
-    let created = keygate::admin::create_key(
-        &app.state.storage,
-        &app.state.pepper,
-        app.clock.as_ref(),
-        &app.state.settings.api_keys,
-        &model,
-        keygate::admin::NewKey {
-            user_id: user_id.to_owned(),
-            name: "narrow".into(),
-            duration: None,
-            environment: keygate::types::Environment::Live,
-            scopes: Some(Scopes::parse(["keys:read"]).unwrap()),
-            resource_scopes: Some(Default::default()),
-            public_jwks: None,
-        },
-    )
-    .await
-    .unwrap();
-    Credentials {
-        org: org.to_owned(),
-        user_id: user_id.to_owned(),
-        api_key_id: created.key.id,
-        api_key: created.secret.unwrap().expose().to_owned(),
-    }
 }
 
 #[tokio::test]
@@ -284,7 +253,9 @@ async fn scope_lies_within_the_named_resources_and_the_keys_allowance() {
     }
 
     // A key narrowed to keygate's keys:read may use no resource scope.
-    let narrow = narrowed_key(&app, "default", &agent.user_id).await;
+    let narrow = app
+        .create_scoped_key("default", &agent.user_id, &["keys:read"])
+        .await;
     let (status, body) = cc(&app, &narrow, &[MCP], None).await;
     oauth_error(status, &body, "invalid_scope");
     let (status, body) = cc(&app, &narrow, &[MCP], Some("mcp:tools")).await;

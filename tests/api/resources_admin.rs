@@ -1,12 +1,12 @@
 //! Protected resources through the admin API and the CLI: the life of a resource, who may
 //! manage it, validation, the RFC 9728 document, and the audit trail.
 
-use keygate::types::{Role, Scopes};
+use keygate::types::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::cli::{keygate, keygate_json};
-use crate::helpers::{Credentials, TestApp, claims_of, spawn_app};
+use crate::helpers::{claims_of, spawn_app};
 use crate::resources::{FILES, MCP, cc};
 
 const RESOURCES: &str = "/v1/default/resources";
@@ -17,37 +17,6 @@ fn path(id: &str) -> String {
 
 fn body(uri: &str) -> Value {
     json!({"uri": uri, "name": "MCP server", "scopes": ["mcp:tools", "files:read", "mcp:tools"], "access_ttl": "5m"})
-}
-
-/// A key of `user_id` with exactly `scopes`.
-async fn key_with(app: &TestApp, user_id: &str, scopes: &[&str]) -> Credentials {
-    let org = keygate::admin::find_org(&app.state.storage, "default")
-        .await
-        .unwrap();
-    let created = keygate::admin::create_key(
-        &app.state.storage,
-        &app.state.pepper,
-        app.clock.as_ref(),
-        &app.state.settings.api_keys,
-        &org,
-        keygate::admin::NewKey {
-            user_id: user_id.to_owned(),
-            name: "scoped".into(),
-            duration: None,
-            environment: keygate::types::Environment::Live,
-            scopes: Some(Scopes::parse(scopes.iter().copied()).unwrap()),
-            resource_scopes: Some(Default::default()),
-            public_jwks: None,
-        },
-    )
-    .await
-    .unwrap();
-    Credentials {
-        org: "default".into(),
-        user_id: user_id.to_owned(),
-        api_key_id: created.key.id,
-        api_key: created.secret.unwrap().expose().to_owned(),
-    }
 }
 
 #[tokio::test]
@@ -156,7 +125,9 @@ async fn only_owners_and_admins_manage_resources_and_tokens_need_the_resources_s
     }
 
     // An owner's token without the resources scopes: insufficient_scope, naming it.
-    let read_only = key_with(&app, &app.owner.user_id, &["resources:read"]).await;
+    let read_only = app
+        .create_scoped_key("default", &app.owner.user_id, &["resources:read"])
+        .await;
     let t = app.session(&read_only).await.token;
     app.get_as(&t, RESOURCES).await.expect(StatusCode::OK);
     let denied = app
@@ -170,7 +141,9 @@ async fn only_owners_and_admins_manage_resources_and_tokens_need_the_resources_s
         "{:?}",
         denied.headers
     );
-    let none = key_with(&app, &app.owner.user_id, &["keys:read"]).await;
+    let none = app
+        .create_scoped_key("default", &app.owner.user_id, &["keys:read"])
+        .await;
     let t = app.session(&none).await.token;
     app.get_as(&t, RESOURCES)
         .await
