@@ -15,6 +15,7 @@ mod m20261201_000020_api_key_issuer;
 mod m20261202_000022_key_pair_clients;
 mod m20261202_000040_resources;
 mod m20261202_000050_key_resource_scopes;
+mod m20261207_000010_browser_sessions;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000022_key_pair_clients::Migration),
             Box::new(m20261202_000040_resources::Migration),
             Box::new(m20261202_000050_key_resource_scopes::Migration),
+            Box::new(m20261207_000010_browser_sessions::Migration),
         ]
     }
 }

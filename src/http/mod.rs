@@ -104,6 +104,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .service(resource("/docs").route(web::get().to(openapi::docs)))
         .service(resource("/docs/scalar.js").route(web::get().to(openapi::scalar_js)))
+        .service(resource(crate::web::STYLESHEET_PATH).route(web::get().to(crate::web::stylesheet)))
         .service(
             resource("/.well-known/oauth-authorization-server/v1/{org}")
                 .route(web::get().to(oauth::metadata)),

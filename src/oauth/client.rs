@@ -35,6 +35,29 @@ enum Proof {
     Assertion(String),
 }
 
+impl Presented {
+    /// The client id sent with the credentials (Basic's user name, or the form's).
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
+    /// The client secret, when the client presented one.
+    pub fn secret(&self) -> Option<&str> {
+        match &self.proof {
+            Proof::Secret(s) => Some(s),
+            Proof::Assertion(_) => None,
+        }
+    }
+
+    /// The `client_assertion` JWT, when the client presented one.
+    pub fn assertion(&self) -> Option<&str> {
+        match &self.proof {
+            Proof::Assertion(jwt) => Some(jwt),
+            Proof::Secret(_) => None,
+        }
+    }
+}
+
 fn form_decode(part: &str) -> String {
     url::form_urlencoded::parse(format!("x={part}").as_bytes())
         .next()
@@ -181,4 +204,50 @@ pub async fn require(
         .with_basic(true)
     })?;
     authenticate(state, org, &presented, ip).await
+}
+
+/// The client of a token or device authorization request that any kind of client may make
+/// (`authorization_code`, RFC 8628): an API key client, or a client of the browser flows.
+pub enum Identified {
+    Key(Box<KeyHolder>),
+    Client(crate::clients::Client),
+}
+
+/// Identifies the client of a request: an API key client (`key_…`) by its usual client
+/// authentication; any other `client_id` by [`crate::clients::authenticate`] (a public
+/// client sends only its `client_id` in the form).
+pub async fn identify(
+    state: &AppState,
+    org: &organization::Model,
+    authorization: Option<&str>,
+    params: &Params,
+    ip: Option<&str>,
+) -> Result<Identified, OAuthError> {
+    let presented = presented(authorization, params)?;
+    let client_id = presented
+        .as_ref()
+        .and_then(Presented::client_id)
+        .or_else(|| params.get("client_id"))
+        .map(str::to_owned);
+    let basic = presented.as_ref().is_some_and(|p| p.basic);
+    match (client_id, &presented) {
+        (Some(id), _) if !is_id(&id, "key") => {
+            crate::clients::authenticate(state, org, &id, presented.as_ref(), ip)
+                .await
+                .map(Identified::Client)
+                .map_err(|e| match e {
+                    crate::clients::ClientError::Storage(e) => e.into(),
+                    other => OAuthError::new(ErrorCode::InvalidClient, other.to_string())
+                        .with_basic(basic),
+                })
+        }
+        (_, Some(presented)) => authenticate(state, org, presented, ip)
+            .await
+            .map(|k| Identified::Key(Box::new(k))),
+        (_, None) => Err(OAuthError::new(
+            ErrorCode::InvalidClient,
+            "client authentication is required",
+        )
+        .with_basic(true)),
+    }
 }
