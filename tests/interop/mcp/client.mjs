@@ -81,6 +81,25 @@ async function whoami(transportOptions, label) {
 
 const bearer = (token) => ({ requestInit: { headers: { Authorization: `Bearer ${token}` } } });
 
+/**
+ * A fetch for the SDK that records each exchange as "METHOD URL → status" in `lines`, and
+ * the details the checks need in `exchanges` (the request body as form fields, the
+ * response's WWW-Authenticate).
+ */
+function tracing(lines, exchanges = []) {
+  return async (url, init) => {
+    const response = await fetch(url, init);
+    const method = init?.method ?? "GET";
+    lines.push(`${method} ${url} → ${response.status}`);
+    exchanges.push({
+      method, url: String(url), status: response.status,
+      form: init?.body instanceof URLSearchParams ? init.body : new URLSearchParams(),
+      challenge: response.headers.get("www-authenticate") ?? "",
+    });
+    return response;
+  };
+}
+
 /** A raw MCP initialize request, to see the server's refusal itself (status and challenge). */
 async function initialize(headers) {
   const response = await fetch(mcpUrl, {
@@ -103,6 +122,46 @@ async function refused(headers, status, error, label) {
       answer.challenge.includes('resource_metadata="'),
     `${label}: ${status} ${error} with resource_metadata`,
   );
+}
+
+// --- 0. what an MCP client does knowing only the MCP server's URL and its credentials -------
+// The SDK's Client + StreamableHTTPClientTransport with ClientCredentialsProvider as its
+// authProvider and nothing else: no metadata, no discovery state. The SDK must find keygate
+// by itself: the MCP server's 401 challenge names its RFC 9728 document, whose
+// authorization_servers names keygate's issuer, whose RFC 8414 metadata (which the SDK
+// validates with its own schema) names the token endpoint; then a token with `resource`.
+{
+  const lines = [];
+  const exchanges = [];
+  const discovering = new ClientCredentialsProvider({ clientId, clientSecret, expectedIssuer: issuer });
+  let result;
+  try {
+    result = await whoami({ authProvider: discovering, fetch: tracing(lines, exchanges) }, "SDK full discovery");
+  } catch (error) {
+    for (const line of lines) console.log(`   ${line}`);
+    check(false, `SDK full discovery: ${error.name}: ${String(error.message).replace(/\s+/g, " ").slice(0, 400)}`);
+  }
+  for (const line of lines) console.log(`   ${line}`);
+  const { origin, pathname } = new URL(mcpUrl);
+  const prmUrl = `${origin}/.well-known/oauth-protected-resource${pathname}`;
+  const asUrl = `${new URL(issuer).origin}/.well-known/oauth-authorization-server${new URL(issuer).pathname}`;
+  const challenge = exchanges.find((e) => e.method === "POST" && e.url === mcpUrl && e.status === 401)?.challenge ?? "";
+  console.log(`   the MCP server's challenge: ${challenge}`);
+  check(
+    challenge.startsWith("Bearer ") && challenge.includes(`resource_metadata="${prmUrl}"`),
+    `the MCP server answered 401 with Bearer resource_metadata="${prmUrl}"`,
+  );
+  check(exchanges.some((e) => e.url === prmUrl && e.status === 200), "the SDK read the RFC 9728 document at the URL the challenge named");
+  check(exchanges.some((e) => e.url === asUrl && e.status === 200), `the SDK read keygate's RFC 8414 metadata at ${asUrl}`);
+  const tokenRequest = exchanges.find((e) => e.method === "POST" && e.url === `${issuer}/oauth/token`);
+  check(
+    tokenRequest?.status === 200 && tokenRequest.form.get("grant_type") === "client_credentials" &&
+      tokenRequest.form.getAll("resource").join(" ") === mcpUrl,
+    `the SDK got a token from keygate with client_credentials and resource=${mcpUrl}`,
+  );
+  const claims = describe(discovering.tokens().access_token);
+  check(claims.aud === mcpUrl && claims.iss === issuer && result.client_id === clientId, "its aud is the MCP server; whoami names the API key client");
+  console.log(`   tools/call whoami through full discovery: ${JSON.stringify(result)}`);
 }
 
 // --- 1. client_credentials + client_secret_basic, resource = the MCP server ----------------
@@ -133,12 +192,7 @@ if (!OAuthMetadataSchema.safeParse(metadata).success) {
   orchestrated.discoveryState = () => ({ authorizationServerUrl: issuer, authorizationServerMetadata: metadata });
 }
 const trace = [];
-const tracingFetch = async (url, init) => {
-  const response = await fetch(url, init);
-  trace.push(`${init?.method ?? "GET"} ${url} → ${response.status}`);
-  return response;
-};
-who = await whoami({ authProvider: orchestrated, fetch: tracingFetch }, "SDK auth() flow");
+who = await whoami({ authProvider: orchestrated, fetch: tracing(trace) }, "SDK auth() flow");
 for (const line of trace) console.log(`   ${line}`);
 check(
   trace.some((line) => line.startsWith(`POST ${mcpUrl} → 401`)) &&
