@@ -1,0 +1,255 @@
+// The browser side of .ci/browser-flows: a person signs in to keygate's pages with the
+// emailed code (read from keygate's development log line), approves a registered public
+// browser client (authorization code + PKCE S256, RFC 6749 §4.1, RFC 7636, with `state`
+// and RFC 9207 `iss`), and approves and denies devices (RFC 8628), in headless Chromium
+// driven by playwright-core. Elements are found by their labels and roles, as assistive
+// technology finds them. The client's side (its redirect target, the token requests) is
+// plain Node: a loopback HTTP server and fetch. Every request the pages make to another
+// origin is refused and fails the run (keygate's pages must be self-contained).
+// Screenshots of each page go to OUT_DIR. Prints every step; exits non-zero at the first
+// mismatch.
+//
+// usage: KEYGATE_ADMIN_TOKEN=… node flows.mjs ISSUER EMAIL USER_ID KEYGATE_LOG OUT_DIR
+
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { join } from "node:path";
+
+import { chromium } from "playwright-core";
+
+const [issuer, email, userId, keygateLog, outDir] = process.argv.slice(2);
+const adminToken = process.env.KEYGATE_ADMIN_TOKEN;
+const keygateOrigin = new URL(issuer).origin;
+const org = new URL(issuer).pathname.split("/")[2];
+
+class CheckFailed extends Error {}
+
+/** Stops the run (the browser and the redirect target are closed on the way out). */
+function check(condition, message) {
+  if (!condition) throw new CheckFailed(message);
+  console.log(`ok: ${message}`);
+}
+
+/** A form POST to keygate; the answer's status, headers and JSON body. */
+async function post(path, fields, headers = {}) {
+  const response = await fetch(`${issuer}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...headers },
+    body: new URLSearchParams(fields),
+  });
+  return { status: response.status, headers: response.headers, body: await body(response) };
+}
+
+/** A response's JSON body, or `{ unparsed }` with the start of whatever else it was. */
+async function body(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { unparsed: text.slice(0, 300) };
+  }
+}
+
+async function whoAmI(accessToken) {
+  const response = await fetch(`${issuer}/user/me`, { headers: { Authorization: `Bearer ${accessToken}` } });
+  return { status: response.status, body: await body(response) };
+}
+
+/** The codes keygate wrote to its log for `email` (development fallback, no SMTP). */
+function loggedCodes() {
+  const escaped = email.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const line = new RegExp(`login code for ${escaped} in org ${org}: (\\d{6})`, "g");
+  return [...readFileSync(keygateLog, "utf8").matchAll(line)].map((match) => match[1]);
+}
+
+async function newLoggedCode(before) {
+  for (let i = 0; i < 100; i++) {
+    const codes = loggedCodes();
+    if (codes.length > before) return codes.at(-1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  check(false, `keygate logged a sign-in code for ${email} within 10 s`);
+}
+
+async function shot(page, name) {
+  const path = join(outDir, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  console.log(`   screenshot ${path}`);
+}
+
+let browser;
+let redirectServer;
+let page;
+try {
+  // --- the client's redirect target: a loopback HTTP server ------------------------------------
+  const callbacks = [];
+  redirectServer = createServer((req, res) => {
+    callbacks.push(new URL(req.url, "http://127.0.0.1"));
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end("<!doctype html><title>client</title><p>The client received the authorization response.</p>");
+  });
+  await new Promise((resolve) => redirectServer.listen(0, "127.0.0.1", resolve));
+  const redirectUri = `http://127.0.0.1:${redirectServer.address().port}/callback`;
+
+  // --- a registered public browser client ------------------------------------------------------
+  const registration = await fetch(`${issuer}/clients`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      client_name: "Browser flows test client",
+      redirect_uris: [redirectUri],
+      token_endpoint_auth_method: "none",
+    }),
+  });
+  const client = await body(registration);
+  check(
+    registration.status === 201 && client.client_id?.startsWith("cli_") && client.client_secret === undefined,
+    `POST /v1/${org}/clients: public client ${client.client_id} (no secret), redirect URI ${redirectUri}` +
+      (registration.status === 201 ? "" : ` (got ${registration.status} ${JSON.stringify(client)})`),
+  );
+  const clientId = client.client_id;
+
+  // --- the browser -----------------------------------------------------------------------------
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox"],
+  });
+  const refused = [];
+  const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+  await context.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.origin === keygateOrigin || url.origin === new URL(redirectUri).origin) return route.continue();
+    refused.push(url.href);
+    return route.abort();
+  });
+  page = await context.newPage();
+  const pageErrors = [];
+  page.on("pageerror", (error) => pageErrors.push(String(error)));
+
+  // --- authorization code + PKCE ------------------------------------------------------------
+  const verifier = randomBytes(32).toString("base64url");
+  const challenge = createHash("sha256").update(verifier).digest("base64url");
+  const state = randomBytes(16).toString("base64url");
+  const authorize = new URL(`${issuer}/oauth/authorize`);
+  for (const [name, value] of Object.entries({
+    response_type: "code", client_id: clientId, redirect_uri: redirectUri,
+    code_challenge: challenge, code_challenge_method: "S256", state,
+  })) authorize.searchParams.set(name, value);
+
+  await page.goto(authorize.href);
+  check(new URL(page.url()).pathname === `/v1/${org}/login`, `not signed in: the authorize URL sends the browser to /v1/${org}/login`);
+  await shot(page, "signin");
+  const codesBefore = loggedCodes().length;
+  await page.getByLabel(/email/i).fill(email);
+  await page.getByRole("button", { name: /code|continue|sign in|next/i }).click();
+  await page.getByLabel(/code/i).waitFor();
+  check(await page.getByText(email).count() > 0, "the code page names the email address");
+  await shot(page, "code");
+  const code = await newLoggedCode(codesBefore);
+  console.log(`   keygate logged a 6-digit code for ${email}`);
+  await page.getByLabel(/code/i).fill(code);
+  await page.getByRole("button", { name: /sign in|verify|continue/i }).click();
+
+  await page.getByRole("button", { name: "Approve" }).waitFor();
+  check(new URL(page.url()).pathname === `/v1/${org}/oauth/authorize`, "signed in: back at the authorize URL, which shows the consent page");
+  check(await page.getByText("Browser flows test client").count() > 0, "the consent page names the client");
+  check(await page.getByText(email).count() > 0, "the consent page names the person signed in");
+  check(await page.getByRole("button", { name: "Deny" }).count() === 1, "the consent page has a Deny button");
+  const cookies = await context.cookies(keygateOrigin);
+  const session = cookies.find((cookie) => cookie.name === "keygate_session");
+  check(session?.httpOnly === true && session.sameSite === "Lax", "the browser session cookie is HttpOnly and SameSite=Lax");
+  await shot(page, "consent");
+  await page.getByRole("button", { name: "Approve" }).click();
+  await page.waitForURL((url) => url.href.startsWith(redirectUri));
+
+  const callback = new URL(page.url());
+  console.log(`   redirected to ${callback.origin}${callback.pathname} with ${[...callback.searchParams.keys()].join(", ")}`);
+  check(callbacks.length === 1, "the client's redirect target received one authorization response");
+  check(callback.searchParams.get("state") === state, "state came back unchanged");
+  check(callback.searchParams.get("iss") === issuer, `iss is keygate's issuer (RFC 9207): ${callback.searchParams.get("iss")}`);
+  check(!callback.searchParams.has("error") && callback.searchParams.getAll("code").length === 1, "one code, no error");
+  const authorizationCode = callback.searchParams.get("code");
+
+  const exchange = {
+    grant_type: "authorization_code", code: authorizationCode, redirect_uri: redirectUri,
+    client_id: clientId, code_verifier: verifier,
+  };
+  const tokens = await post("/oauth/token", exchange);
+  check(
+    tokens.status === 200 && tokens.body.token_type === "Bearer" && typeof tokens.body.access_token === "string" &&
+      tokens.headers.get("cache-control")?.includes("no-store"),
+    `the code and the PKCE verifier at the token endpoint: a Bearer token, no-store (scope "${tokens.body.scope ?? ""}")`,
+  );
+  let me = await whoAmI(tokens.body.access_token);
+  check(me.status === 200 && me.body.user_id === userId && me.body.email === email, `/user/me with it: ${me.body.email} (${me.body.user_id})`);
+  const replay = await post("/oauth/token", exchange);
+  check(replay.status === 400 && replay.body.error === "invalid_grant", "the same code again: invalid_grant (single use)");
+
+  // --- device authorization grant (RFC 8628) ------------------------------------------------
+  /** Polls the token endpoint as RFC 8628 §3.4–§3.5 asks: every `interval` s, +5 s on slow_down. */
+  async function poll(deviceCode, interval) {
+    for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
+      await new Promise((resolve) => setTimeout(resolve, interval * 1000));
+      const answer = await post("/oauth/token", {
+        grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: deviceCode, client_id: clientId,
+      });
+      console.log(`   poll: ${answer.status} ${answer.body.error ?? answer.body.token_type}`);
+      if (answer.body.error === "authorization_pending") continue;
+      if (answer.body.error === "slow_down") {
+        interval += 5;
+        continue;
+      }
+      return answer;
+    }
+    check(false, "the device flow finished within 2 minutes");
+  }
+
+  async function deviceAuthorization() {
+    const { status, body: grant } = await post("/oauth/device_authorization", { client_id: clientId });
+    check(
+      status === 200 && typeof grant.device_code === "string" && /^[A-Z]{4}-[A-Z]{4}$/.test(grant.user_code) &&
+        grant.verification_uri === `${issuer}/device` && grant.verification_uri_complete?.startsWith(`${issuer}/device?`) &&
+        grant.expires_in > 0 && grant.interval > 0,
+      `POST /v1/${org}/oauth/device_authorization: user code ${grant.user_code}, ${grant.verification_uri_complete}, ` +
+        `interval ${grant.interval} s` + (status === 200 ? "" : ` (got ${status} ${JSON.stringify(grant)})`),
+    );
+    return grant;
+  }
+
+  const device = await deviceAuthorization();
+  const pending = await post("/oauth/token", {
+    grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: device.device_code, client_id: clientId,
+  });
+  check(pending.status === 400 && pending.body.error === "authorization_pending", "polled before the person approves: authorization_pending");
+  await page.goto(device.verification_uri_complete);
+  await page.getByRole("button", { name: "Approve" }).waitFor();
+  check(new URL(page.url()).pathname === `/v1/${org}/device`, "signed in already: the device page asks to confirm");
+  check(await page.getByText("Browser flows test client").count() > 0, "the device page names the client");
+  await shot(page, "device");
+  await page.getByRole("button", { name: "Approve" }).click();
+  await page.waitForLoadState();
+  await shot(page, "device-approved");
+  const deviceTokens = await poll(device.device_code, device.interval);
+  check(deviceTokens.status === 200 && typeof deviceTokens.body.access_token === "string", "after Approve the poll gets a token");
+  me = await whoAmI(deviceTokens.body.access_token);
+  check(me.status === 200 && me.body.user_id === userId, `/user/me with the device's token: ${me.body.email}, the person who approved`);
+
+  const denied = await deviceAuthorization();
+  await page.goto(denied.verification_uri_complete);
+  await page.getByRole("button", { name: "Deny" }).click();
+  await page.waitForLoadState();
+  const refusal = await poll(denied.device_code, denied.interval);
+  check(refusal.status === 400 && refusal.body.error === "access_denied", "after Deny the poll gets access_denied");
+
+  check(refused.length === 0, `the pages requested nothing from another origin${refused.length ? `: ${refused.join(", ")}` : ""}`);
+  check(pageErrors.length === 0, `no script error in the pages${pageErrors.length ? `: ${pageErrors.join(" | ")}` : ""}`);
+  console.log("browser-flows: all checks passed");
+} catch (error) {
+  console.log(error instanceof CheckFailed ? `FAIL: ${error.message}` : `FAIL: ${error.name}: ${error.message}`);
+  if (page) await shot(page, "failure").catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await browser?.close();
+  redirectServer?.close();
+}
