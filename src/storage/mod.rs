@@ -7,6 +7,7 @@ pub mod audit;
 pub mod browser_sessions;
 pub mod cross_org_grants;
 pub mod idempotency;
+pub mod login_challenges;
 pub mod orgs;
 pub mod page;
 pub(crate) mod purge;
