@@ -141,15 +141,15 @@ try {
   check(new URL(page.url()).pathname === `/v1/${org}/login`, `not signed in: the authorize URL sends the browser to /v1/${org}/login`);
   await shot(page, "signin");
   const codesBefore = loggedCodes().length;
-  await page.getByLabel(/email/i).fill(email);
-  await page.getByRole("button", { name: /code|continue|sign in|next/i }).click();
-  await page.getByLabel(/code/i).waitFor();
+  await page.getByLabel("Email address").fill(email);
+  await page.getByRole("button", { name: "Email me a code" }).click();
+  await page.getByLabel("6-digit code").waitFor();
   check(await page.getByText(email).count() > 0, "the code page names the email address");
   await shot(page, "code");
   const code = await newLoggedCode(codesBefore);
   console.log(`   keygate logged a 6-digit code for ${email}`);
-  await page.getByLabel(/code/i).fill(code);
-  await page.getByRole("button", { name: /sign in|verify|continue/i }).click();
+  await page.getByLabel("6-digit code").fill(code);
+  await page.getByRole("button", { name: "Sign in" }).click();
 
   await page.getByRole("button", { name: "Approve" }).waitFor();
   check(new URL(page.url()).pathname === `/v1/${org}/oauth/authorize`, "signed in: back at the authorize URL, which shows the consent page");
@@ -226,6 +226,7 @@ try {
   await page.getByRole("button", { name: "Approve" }).waitFor();
   check(new URL(page.url()).pathname === `/v1/${org}/device`, "signed in already: the device page asks to confirm");
   check(await page.getByText("Browser flows test client").count() > 0, "the device page names the client");
+  check(await page.getByText(device.user_code).count() > 0, `the device page shows the user code ${device.user_code} to compare`);
   await shot(page, "device");
   await page.getByRole("button", { name: "Approve" }).click();
   await page.waitForLoadState();
