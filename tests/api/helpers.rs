@@ -90,6 +90,8 @@ impl TestDatabase {
             cross_org_grant,
             trusted_issuer,
             resource,
+            browser_session,
+            client,
         );
         let sql = if self.is_postgres() {
             "SELECT table_name AS name FROM information_schema.tables \
