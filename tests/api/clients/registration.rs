@@ -349,3 +349,51 @@ async fn registrations_are_throttled_per_client_ip() {
     let owner = super::owner_token(&app).await;
     assert_eq!(app.list_page(&owner, "/v1/default/clients").await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_key_pair_client_registers_its_public_keys_and_proves_itself_with_them() {
+    use crate::client_assertion::{ASSERTION_TYPE, Signer, claims};
+    let app = spawn_app().await;
+    turn_on(&app).await;
+    let signer = Signer::es256().with_kid("k1");
+    let reply = register(
+        &app,
+        "default",
+        &json!({
+            "client_name": "Key agent", "redirect_uris": ["https://agent.example/cb"],
+            "token_endpoint_auth_method": "private_key_jwt", "jwks": signer.jwks(),
+        }),
+    )
+    .await;
+    let body = reply.expect(StatusCode::CREATED).clone();
+    assert!(body.get("client_secret").is_none());
+    assert_eq!(body["jwks"]["keys"][0]["kid"], "k1");
+    let id = reply.str("client_id");
+    let jwt = signer.sign(&signer.header(), &claims(&app, &id));
+    let form = [
+        ("client_assertion_type", ASSERTION_TYPE),
+        ("client_assertion", jwt.as_str()),
+    ];
+    assert_eq!(identified(&app, None, &form).await, Ok(id.clone()));
+    assert_eq!(
+        identified(&app, None, &form).await,
+        Err("invalid_client".into()),
+        "replayed"
+    );
+
+    // A private key in `jwks` is refused, and registers nothing.
+    let mut private = signer.jwks();
+    private["keys"][0]["d"] = json!("jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI");
+    let refused = register(
+        &app,
+        "default",
+        &json!({
+            "redirect_uris": ["https://agent.example/cb"],
+            "token_endpoint_auth_method": "private_key_jwt", "jwks": private,
+        }),
+    )
+    .await;
+    oauth_error(&refused, StatusCode::BAD_REQUEST, "invalid_client_metadata");
+    let owner = super::owner_token(&app).await;
+    assert_eq!(app.list_page(&owner, "/v1/default/clients").await.len(), 1);
+}
