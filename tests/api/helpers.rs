@@ -92,6 +92,7 @@ impl TestDatabase {
             resource,
             browser_session,
             login_challenge,
+            client,
         );
         let sql = if self.is_postgres() {
             "SELECT table_name AS name FROM information_schema.tables \
