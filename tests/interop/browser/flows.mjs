@@ -138,7 +138,7 @@ try {
   })) authorize.searchParams.set(name, value);
 
   await page.goto(authorize.href);
-  check(new URL(page.url()).pathname === `/v1/${org}/login`, `not signed in: the authorize URL sends the browser to /v1/${org}/login`);
+  check(new URL(page.url()).pathname === `/v1/${org}/login`, `not signed in: the authorize URL sends the browser to /v1/${org}/login (at ${page.url()})`);
   await shot(page, "signin");
   const codesBefore = loggedCodes().length;
   await page.getByLabel("Email address").fill(email);
@@ -152,7 +152,7 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
 
   await page.getByRole("button", { name: "Approve" }).waitFor();
-  check(new URL(page.url()).pathname === `/v1/${org}/oauth/authorize`, "signed in: back at the authorize URL, which shows the consent page");
+  check(new URL(page.url()).pathname === `/v1/${org}/oauth/authorize`, `signed in: back at the authorize URL, which shows the consent page (at ${page.url()})`);
   check(await page.getByText("Browser flows test client").count() > 0, "the consent page names the client");
   check(await page.getByText(email).count() > 0, "the consent page names the person signed in");
   check(await page.getByRole("button", { name: "Deny" }).count() === 1, "the consent page has a Deny button");
@@ -224,7 +224,7 @@ try {
   check(pending.status === 400 && pending.body.error === "authorization_pending", "polled before the person approves: authorization_pending");
   await page.goto(device.verification_uri_complete);
   await page.getByRole("button", { name: "Approve" }).waitFor();
-  check(new URL(page.url()).pathname === `/v1/${org}/device`, "signed in already: the device page asks to confirm");
+  check(new URL(page.url()).pathname === `/v1/${org}/device`, `signed in already: the device page asks to confirm (at ${page.url()})`);
   check(await page.getByText("Browser flows test client").count() > 0, "the device page names the client");
   check(await page.getByText(device.user_code).count() > 0, `the device page shows the user code ${device.user_code} to compare`);
   await shot(page, "device");
