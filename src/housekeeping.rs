@@ -1,7 +1,8 @@
 //! Housekeeping: a background task that deletes, in small batches, what no request can use
 //! any more: sessions (with their refresh tokens) past their expiry plus
 //! `housekeeping.session_retention`, revocations of access tokens past their `exp` plus the
-//! leeway, expired `Idempotency-Key` records, and audit events older than `audit.retention`.
+//! leeway, expired `Idempotency-Key` records, authorization codes expired longer than
+//! `tokens.refresh_ttl`, and audit events older than `audit.retention`.
 //! It owns no query (those are in `storage`) and decides nothing about live rows.
 //!
 //! Why these cutoffs (docs/architecture.md, "Housekeeping"):
@@ -12,6 +13,9 @@
 //!   session answers exactly like an ended one (401 `invalid_token`, 400 `invalid_grant`).
 //!   Used refresh tokens of live sessions stay: they are what detects a reuse.
 //! - A revoked access token is accepted by nobody after `exp` + `tokens.leeway`.
+//! - An authorization code is kept after its expiry as long as the session its use opened
+//!   may live (`tokens.refresh_ttl`), so that a late second use still revokes that session
+//!   (RFC 6749 §4.1.2).
 //!
 //! In a fleet every node runs the task. Each statement is an idempotent
 //! `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so two nodes purging at once only share
@@ -32,6 +36,7 @@ pub struct Purged {
     pub sessions: u64,
     pub revoked_tokens: u64,
     pub idempotency_keys: u64,
+    pub authorization_codes: u64,
     pub audit_events: u64,
 }
 
@@ -70,6 +75,7 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     let sessions_cutoff = before(now, settings.housekeeping.session_retention);
     let revoked_cutoff = before(now, settings.tokens.leeway);
     let audit_cutoff = before(now, settings.audit.retention);
+    let codes_cutoff = before(now, settings.tokens.refresh_ttl);
     Ok(Purged {
         refresh_tokens: drain(limit, pause, |n| {
             storage::refresh_tokens::purge_expired(db, sessions_cutoff, n)
@@ -85,6 +91,10 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
         .await?,
         idempotency_keys: drain(limit, pause, |n| {
             storage::idempotency::purge_expired(db, now, n)
+        })
+        .await?,
+        authorization_codes: drain(limit, pause, |n| {
+            storage::authorization_codes::purge_expired(db, codes_cutoff, n)
         })
         .await?,
         // `audit.retention = "0s"` keeps the audit log forever, never "delete everything".

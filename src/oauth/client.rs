@@ -128,6 +128,9 @@ pub fn presented(
                 basic: false,
             })),
             (None, None) => Ok(None),
+            // A public browser client names itself with `client_id` alone (RFC 6749 §2.3,
+            // §3.2.1); an API key client always authenticates.
+            (Some(id), None) if !is_id(id, "key") => Ok(None),
             _ => Err(OAuthError::new(
                 ErrorCode::InvalidClient,
                 "client_id and client_secret are both required",

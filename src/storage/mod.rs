@@ -4,7 +4,9 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod authorization_codes;
 pub mod browser_sessions;
+pub mod consents;
 pub mod cross_org_grants;
 pub mod idempotency;
 pub mod orgs;
