@@ -4,6 +4,7 @@
 //! the caller with [`policy::authorize`], runs the operation and writes the audit event.
 //! Validation of names, emails and lifetimes happens here, once.
 
+pub mod consents;
 pub mod events;
 pub mod grants;
 pub mod issuers;

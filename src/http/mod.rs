@@ -8,6 +8,7 @@ mod extract;
 mod handlers;
 mod oauth;
 mod openapi;
+mod pages;
 pub mod request_id;
 mod schema;
 
@@ -117,6 +118,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(handlers::signin_with_api_key)),
                 )
                 .service(resource("/user/me").route(web::get().to(handlers::me)))
+                .service(
+                    resource("/oauth/authorize")
+                        .route(web::get().to(pages::authorize::show))
+                        .route(web::post().to(pages::authorize::decide)),
+                )
                 .service(resource("/oauth/token").route(web::post().to(oauth::token)))
                 .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
                 .service(resource("/oauth/introspect").route(web::post().to(oauth::introspect)))
@@ -148,6 +154,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(admin::get_user))
                         .route(web::patch().to(admin::update_user))
                         .route(web::delete().to(admin::delete_user)),
+                )
+                .service(
+                    resource("/users/{id}/consents")
+                        .route(web::get().to(admin::list_consents))
+                        .route(web::delete().to(admin::revoke_consents)),
                 )
                 .service(resource("/sessions").route(web::get().to(admin::list_sessions)))
                 .service(resource("/sessions/{id}").route(web::delete().to(admin::revoke_session)))

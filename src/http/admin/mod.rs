@@ -21,6 +21,7 @@ use crate::idempotency::{self, Begin};
 use crate::state::AppState;
 use crate::storage::page::{Page, PageRequest};
 
+mod consents;
 mod events;
 mod grants;
 mod issuers;
@@ -29,6 +30,7 @@ mod resources;
 mod sessions;
 mod users;
 
+pub use consents::*;
 pub use events::*;
 pub use grants::*;
 pub use issuers::*;

@@ -1,0 +1,3 @@
+//! keygate's pages for people (HTML, `crate::web`): one file of handlers per page.
+
+pub mod authorize;
