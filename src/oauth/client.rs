@@ -209,6 +209,21 @@ pub async fn require(
     authenticate(state, org, &presented, ip).await
 }
 
+/// Whether the client a request names (the Basic user name, the form's `client_id`) is a
+/// browser client: an id that is not an API key's. Such a request is identified with
+/// [`identify`]; others authenticate an API key client as before browser clients existed.
+pub fn names_browser_client(
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<bool, OAuthError> {
+    let presented = presented(authorization, params)?;
+    let named = presented
+        .as_ref()
+        .and_then(Presented::client_id)
+        .or_else(|| params.get("client_id"));
+    Ok(named.is_some_and(|id| !is_id(id, "key")))
+}
+
 /// The client of a token or device authorization request that any kind of client may make
 /// (`authorization_code`, RFC 8628): an API key client, or a client of the browser flows.
 pub enum Identified {

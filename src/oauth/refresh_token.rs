@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use entity::{api_key, organization, refresh_token, session as session_entity};
 
-use super::client::{Identified, Presented};
+use super::client::Identified;
 use super::{
     ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record,
     token_body,
@@ -23,7 +23,6 @@ use crate::audit::AuditEvent;
 use crate::auth::credential::KeyHolder;
 use crate::auth::session::{self, SessionClient};
 use crate::clients::{Client, ClientError};
-use crate::ids::is_id;
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::resources;
 use crate::state::AppState;
@@ -176,12 +175,7 @@ async fn presenter(
     req: &OAuthRequest<'_>,
 ) -> Result<Option<Presenter>, OAuthError> {
     let ip = req.meta.ip.as_deref();
-    let presented = client::presented(req.authorization, &req.params)?;
-    let named = presented
-        .as_ref()
-        .and_then(Presented::client_id)
-        .or_else(|| req.params.get("client_id"));
-    if named.is_some_and(|id| !is_id(id, "key")) {
+    if client::names_browser_client(req.authorization, &req.params)? {
         return Ok(Some(
             match client::identify(state, org, req.authorization, &req.params, ip).await? {
                 Identified::Client(c) => Presenter::Browser(c),
@@ -189,7 +183,7 @@ async fn presenter(
             },
         ));
     }
-    match presented {
+    match client::presented(req.authorization, &req.params)? {
         Some(presented) => Ok(Some(Presenter::Key(Box::new(
             client::authenticate(state, org, &presented, ip).await?,
         )))),
