@@ -1,7 +1,9 @@
 //! Housekeeping: a background task that deletes, in small batches, what no request can use
 //! any more: sessions (with their refresh tokens) past their expiry plus
 //! `housekeeping.session_retention`, revocations of access tokens past their `exp` plus the
-//! leeway, expired `Idempotency-Key` records, authorization codes expired longer than
+//! leeway, expired `Idempotency-Key` records, browser sessions past their expiry plus
+//! `housekeeping.session_retention`, login challenges (one-time codes) once they have
+//! expired and left the throttle's `login.window`, authorization codes expired longer than
 //! `tokens.refresh_ttl`, and audit events older than `audit.retention`.
 //! It owns no query (those are in `storage`) and decides nothing about live rows.
 //!
@@ -36,6 +38,8 @@ pub struct Purged {
     pub sessions: u64,
     pub revoked_tokens: u64,
     pub idempotency_keys: u64,
+    pub browser_sessions: u64,
+    pub login_challenges: u64,
     pub authorization_codes: u64,
     pub audit_events: u64,
 }
@@ -75,6 +79,9 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     let sessions_cutoff = before(now, settings.housekeeping.session_retention);
     let revoked_cutoff = before(now, settings.tokens.leeway);
     let audit_cutoff = before(now, settings.audit.retention);
+    // A challenge still counts towards the sign-in throttle for `login.window` after it
+    // was made (it expires sooner), so it is kept that long after its expiry.
+    let challenges_cutoff = before(now, settings.login.window);
     let codes_cutoff = before(now, settings.tokens.refresh_ttl);
     Ok(Purged {
         refresh_tokens: drain(limit, pause, |n| {
@@ -91,6 +98,14 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
         .await?,
         idempotency_keys: drain(limit, pause, |n| {
             storage::idempotency::purge_expired(db, now, n)
+        })
+        .await?,
+        browser_sessions: drain(limit, pause, |n| {
+            storage::browser_sessions::purge_expired(db, sessions_cutoff, n)
+        })
+        .await?,
+        login_challenges: drain(limit, pause, |n| {
+            storage::login_challenges::purge_expired(db, challenges_cutoff, n)
         })
         .await?,
         authorization_codes: drain(limit, pause, |n| {

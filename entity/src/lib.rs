@@ -11,6 +11,7 @@ pub mod browser_session;
 pub mod consent;
 pub mod cross_org_grant;
 pub mod idempotency_key;
+pub mod login_challenge;
 pub mod organization;
 pub mod refresh_token;
 pub mod resource;

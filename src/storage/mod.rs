@@ -9,6 +9,7 @@ pub mod browser_sessions;
 pub mod consents;
 pub mod cross_org_grants;
 pub mod idempotency;
+pub mod login_challenges;
 pub mod orgs;
 pub mod page;
 pub(crate) mod purge;

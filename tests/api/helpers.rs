@@ -90,9 +90,10 @@ impl TestDatabase {
             cross_org_grant,
             trusted_issuer,
             resource,
+            browser_session,
+            login_challenge,
             authorization_code,
             consent,
-            browser_session,
         );
         let sql = if self.is_postgres() {
             "SELECT table_name AS name FROM information_schema.tables \

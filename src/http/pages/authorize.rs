@@ -25,51 +25,38 @@ struct ConsentPage<'a> {
 }
 
 /// `GET /v1/{org}/oauth/authorize`: the client's authorization request.
-pub async fn show(
-    state: web::Data<AppState>,
-    org: web::Path<String>,
-    req: HttpRequest,
-) -> HttpResponse {
+pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let params = url::form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
         .collect();
-    respond(&state, &org, &req, params, Step::Show).await
+    respond(&state, &req, params, Step::Show).await
 }
 
 /// `POST /v1/{org}/oauth/authorize`: the consent form.
 pub async fn decide(
     state: web::Data<AppState>,
-    org: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
     match read_form(&req, payload).await {
-        Ok(params) => respond(&state, &org, &req, params, Step::Decide).await,
+        Ok(params) => respond(&state, &req, params, Step::Decide).await,
         Err(why) => pages::message(StatusCode::BAD_REQUEST, "Invalid form", why),
     }
 }
 
 async fn respond(
     state: &AppState,
-    slug: &str,
     req: &HttpRequest,
     params: Vec<(String, String)>,
     step: Step,
 ) -> HttpResponse {
-    let org = match state.directory.org(&state.storage, slug).await {
-        Ok(Some(org)) => org,
-        Ok(None) => {
-            return pages::message(
-                StatusCode::NOT_FOUND,
-                "Unknown organization",
-                "There is no such organization here.",
-            );
-        }
-        Err(err) => return failed(&err),
+    let org = match super::org_of(state, req).await {
+        Ok(org) => org,
+        Err(page) => return page,
     };
     let person = match people::signed_in(state, &org, req).await {
         Ok(person) => person,
-        Err(err) => return failed(&err),
+        Err(err) => return super::failure(&err),
     };
     let outcome = authorize::respond(
         state,
@@ -97,9 +84,7 @@ async fn respond(
             "keygate could not answer this request. Try again in a moment.",
         ),
         Outcome::SignIn { return_to } => people::login_redirect(&org.slug, &return_to),
-        Outcome::Redirect(location) => pages::with_page_headers(HttpResponse::SeeOther())
-            .insert_header((header::LOCATION, location))
-            .finish(),
+        Outcome::Redirect(location) => super::see_other(&location).finish(),
         Outcome::Consent(view) => {
             let mut response = pages::page(
                 StatusCode::OK,
@@ -122,15 +107,6 @@ async fn respond(
             response
         }
     }
-}
-
-fn failed(err: &crate::storage::StorageError) -> HttpResponse {
-    tracing::error!(error = %err, "internal error at the authorization endpoint");
-    pages::message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "keygate could not answer this request. Try again in a moment.",
-    )
 }
 
 /// The form's fields, decoded, in order: `application/x-www-form-urlencoded` only, at most
