@@ -8,7 +8,8 @@
 //! 1. (the consent form only) a person is signed in and the form's CSRF token is theirs,
 //!    else the sign-in page or a 403 page: nothing else of a forged form is looked at;
 //! 2. `client_id` names a client keygate knows, and `redirect_uri` is one of its
-//!    registered URIs, exactly; otherwise an error page, never a redirect;
+//!    registered URIs (exactly; a loopback `http` one with any port, RFC 8252 §7.3:
+//!    [`Client::accepts_redirect_uri`]); otherwise an error page, never a redirect;
 //! 3. then every error goes to that redirect URI (`error`, `error_description`, `state`,
 //!    `iss`): parameters twice, `response_type`, PKCE, `dpop_jkt`, `prompt`, the scope
 //!    syntax; a person not signed in is sent to sign in and back; the scopes and resources
@@ -17,8 +18,9 @@
 //! Which scopes (README, "Authorization code + PKCE"): without `resource`, keygate's own
 //! scopes the person's role can use ([`policy::grantable`]); no `scope`: none, a token that
 //! only says who the person is. With `resource` (RFC 8707), scopes of those resources; no
-//! `scope`: all of theirs. A consent is remembered per person and client; a request within
-//! it skips the page unless `prompt=consent`.
+//! `scope`: all of theirs. Both capped by the client's registered `scope`, if any. A
+//! consent is remembered per person and client; a request within it skips the page unless
+//! `prompt=consent`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -267,14 +269,14 @@ pub async fn respond(
                 format!("No application called `{client_id}` is known here."),
             );
         }
-        Err(ClientError::Invalid(why)) => return refused("This application cannot be used", why),
         Err(ClientError::Storage(err)) => {
             tracing::error!(error = %err, "internal error at the authorization endpoint");
             return Outcome::Failed;
         }
+        Err(why) => return refused("This application cannot be used", why.to_string()),
     };
     let redirect_uri = match params.one("redirect_uri") {
-        Ok(Some(uri)) if client.redirect_uris.iter().any(|r| r == uri) => uri,
+        Ok(Some(uri)) if client.accepts_redirect_uri(uri) => uri,
         Ok(Some(_)) => {
             return refused(
                 "Wrong redirect URI",
@@ -525,9 +527,12 @@ async fn grant(
     })
 }
 
-/// Whether `client` may ask for `scope`: every scope, as browser clients register none.
-fn client_allows(_client: &Client, _scope: &str) -> bool {
-    true
+/// Whether `client` may ask for `scope`: any, unless it registered the most it may ask for.
+fn client_allows(client: &Client, scope: &str) -> bool {
+    client
+        .scope
+        .as_deref()
+        .is_none_or(|allowed| allowed.split_ascii_whitespace().any(|s| s == scope))
 }
 
 /// Whether `consent` already covers everything `grant` asks for.
@@ -697,6 +702,8 @@ fn describe(scope: &str) -> Option<&'static str> {
         "audit:read" => "Read the audit log",
         "resources:read" => "See the protected resources",
         "resources:write" => "Register, change and remove protected resources",
+        "clients:read" => "See the applications registered here",
+        "clients:write" => "Register and delete applications",
         _ => return None,
     })
 }

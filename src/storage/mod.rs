@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod authorization_codes;
 pub mod browser_sessions;
+pub mod clients;
 pub mod consents;
 pub mod cross_org_grants;
 pub mod idempotency;

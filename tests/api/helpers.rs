@@ -94,6 +94,7 @@ impl TestDatabase {
             login_challenge,
             authorization_code,
             consent,
+            client,
         );
         let sql = if self.is_postgres() {
             "SELECT table_name AS name FROM information_schema.tables \

@@ -120,6 +120,9 @@ pub enum Action {
     ConsentsRead,
     /// Withdrawing a user's consents (which ends their sessions with those clients).
     ConsentsRevoke,
+    ClientsRead,
+    /// Registering or deleting a client of the browser and device flows.
+    ClientsWrite,
 }
 
 impl Action {
@@ -146,6 +149,8 @@ impl Action {
             Action::ResourcesWrite => "resources.write",
             Action::ConsentsRead => "consents.read",
             Action::ConsentsRevoke => "consents.revoke",
+            Action::ClientsRead => "clients.read",
+            Action::ClientsWrite => "clients.write",
         }
     }
 
@@ -169,6 +174,8 @@ impl Action {
             Action::AuditRead => "audit:read",
             Action::ResourcesRead => "resources:read",
             Action::ResourcesWrite => "resources:write",
+            Action::ClientsRead => "clients:read",
+            Action::ClientsWrite => "clients:write",
         }
     }
 }
@@ -203,6 +210,8 @@ pub enum Target<'a> {
     Issuer { id: Option<&'a str> },
     /// A protected resource (`id: None`: one about to be registered).
     Resource { id: Option<&'a str> },
+    /// A client of the browser and device flows (`id: None`: one about to be registered).
+    Client { id: Option<&'a str> },
 }
 
 impl Target<'_> {
@@ -223,6 +232,7 @@ impl Target<'_> {
             Target::Grant { id } => (Some("cross_org_grant"), id.map(str::to_owned)),
             Target::Issuer { id } => (Some("trusted_issuer"), id.map(str::to_owned)),
             Target::Resource { id } => (Some("resource"), id.map(str::to_owned)),
+            Target::Client { id } => (Some("client"), id.map(str::to_owned)),
         }
     }
 }
@@ -368,7 +378,8 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 Target::NewUser { .. }
                 | Target::Grant { .. }
                 | Target::Issuer { .. }
-                | Target::Resource { .. } => false,
+                | Target::Resource { .. }
+                | Target::Client { .. } => false,
             };
             match action {
                 Action::KeysRead
@@ -401,7 +412,9 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 | Action::IssuersRead
                 | Action::IssuersWrite
                 | Action::ResourcesRead
-                | Action::ResourcesWrite => Err(deny(
+                | Action::ResourcesWrite
+                | Action::ClientsRead
+                | Action::ClientsWrite => Err(deny(
                     "only an owner or admin of the organization can do this",
                 )),
                 _ => Err(deny(

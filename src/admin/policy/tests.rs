@@ -11,6 +11,7 @@ fn actor(role: Role) -> Actor {
             created_at: chrono::DateTime::UNIX_EPOCH,
             dpop_required: None,
             dpop_nonce: None,
+            dynamic_registration: None,
         },
         user_id: "usr_me".into(),
         role,
@@ -180,6 +181,21 @@ fn role_matrix() {
         ),
         (Action::ConsentsRead, me(Member), [true, true, true, true]),
         (Action::ConsentsRevoke, me(Owner), [true, true, true, true]),
+        (
+            Action::ClientsRead,
+            Target::Listing,
+            [true, true, false, false],
+        ),
+        (
+            Action::ClientsRead,
+            Target::Client { id: Some("cli_x") },
+            [true, true, false, false],
+        ),
+        (
+            Action::ClientsWrite,
+            Target::Client { id: None },
+            [true, true, false, false],
+        ),
     ];
     for (action, target, expected) in rows {
         for (role, allowed) in [Owner, Admin, Member, Service].into_iter().zip(expected) {
@@ -294,6 +310,8 @@ fn all_actions() -> Vec<Action> {
         Action::ResourcesWrite,
         Action::ConsentsRead,
         Action::ConsentsRevoke,
+        Action::ClientsRead,
+        Action::ClientsWrite,
     ];
     for role in Role::ALL {
         all.push(Action::GrantsCreate { role: *role });
@@ -338,6 +356,7 @@ fn grantable_scopes_are_those_the_role_can_use() {
             Target::Grant { id: None },
             Target::Issuer { id: None },
             Target::Resource { id: None },
+            Target::Client { id: None },
         ];
         for scope in KNOWN_SCOPES {
             let usable = all_actions().into_iter().any(|action| {
