@@ -389,3 +389,48 @@ async fn a_browser_client_revokes_its_own_tokens_and_no_one_elses() {
         (StatusCode::BAD_REQUEST, "invalid_grant")
     );
 }
+
+#[tokio::test]
+async fn a_session_whose_client_is_gone_refreshes_no_more() {
+    let app = spawn_app().await;
+    let client = public_client(&app).await;
+    let person = sign_in(&app, "default", &app.owner.user_id).await;
+    let body = tokens(&app, &client, &person).await;
+    let rt = body["refresh_token"].as_str().unwrap();
+    let introspect = || async {
+        json(
+            app.client
+                .post(app.url("/v1/default/oauth/introspect"))
+                .basic_auth(&app.owner.api_key_id, Some(&app.owner.api_key))
+                .form(&[("token", rt)])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .1
+    };
+    let active = introspect().await;
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["client_id"], client.id.as_str());
+    assert_eq!(active["sub"], app.owner.user_id.as_str());
+    // The client's row removed behind the API's back (its sessions were not ended): the
+    // session's refresh re-checks its client, and introspection answers as the refresh would.
+    {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let db = sea_orm::Database::connect(&app.db.url).await.unwrap();
+        entity::client::Entity::delete_many()
+            .filter(entity::client::Column::Id.eq(client.id.as_str()))
+            .exec(&db)
+            .await
+            .unwrap();
+        db.close().await.ok();
+    }
+    assert_eq!(introspect().await, json!({"active": false}));
+    // The client itself no longer identifies.
+    let (status, err) = refresh(&app, "default", Some(&client), rt).await;
+    assert_eq!(
+        (status, oauth_error(&err)),
+        (StatusCode::UNAUTHORIZED, "invalid_client")
+    );
+}
