@@ -434,3 +434,58 @@ async fn a_session_whose_client_is_gone_refreshes_no_more() {
         (StatusCode::UNAUTHORIZED, "invalid_client")
     );
 }
+
+/// An MCP client known by its Client ID Metadata Document: the consent page names it and
+/// where its document is served; its loopback redirect URI takes any port; it exchanges the
+/// code and refreshes with its URL as `client_id`.
+#[tokio::test]
+async fn a_metadata_document_client_goes_through_the_whole_flow() {
+    use crate::clients::{Answer, DocServer, document};
+    let app = spawn_app().await;
+    let server = DocServer::start(Answer::json(&json!({}))).await;
+    let url = server.url("/oauth/client.json");
+    server.set(Answer::json(&document(&url)));
+    let client = super::Client {
+        id: url.clone(),
+        secret: None,
+        redirect_uri: "http://127.0.0.1:49152/callback".into(),
+    };
+    let person = sign_in(&app, "default", &app.owner.user_id).await;
+    let pkce = Pkce::new();
+    let params = request(&client, &pkce, &[("scope", "keys:read")]);
+    let html = super::consent_page(&app, "default", &person, &params).await;
+    assert!(html.contains("Example MCP client"), "{html}");
+    assert!(
+        html.contains("<span class=\"mono\">127.0.0.1</span>"),
+        "the document's host: {html}"
+    );
+    let code = approve(&app, "default", &person, &params).await;
+    let (status, body) = exchange(&app, "default", &client, &code, &pkce.verifier, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["client_id"],
+        url.as_str()
+    );
+    let (status, refreshed) = refresh(
+        &app,
+        "default",
+        Some(&client),
+        body["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    // A redirect URI the document does not list is refused with a page.
+    let elsewhere = super::Client {
+        redirect_uri: "https://elsewhere.example/cb".into(),
+        ..client.clone()
+    };
+    let res = authorize(
+        &app,
+        "default",
+        Some(&person),
+        &request(&elsewhere, &pkce, &[]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().get("location").is_none());
+}
