@@ -1,7 +1,11 @@
 //! The authorization request's checks that need no database: parameters, PKCE, `dpop_jkt`,
 //! `prompt`, scope syntax; redirects that keep the registered URI's query; consents.
 
+use super::code::*;
+use super::consent::*;
+use super::request::*;
 use super::*;
+use crate::ids::random_base62;
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
