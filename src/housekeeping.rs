@@ -3,8 +3,8 @@
 //! `housekeeping.session_retention`, revocations of access tokens past their `exp` plus the
 //! leeway, expired `Idempotency-Key` records, browser sessions past their expiry plus
 //! `housekeeping.session_retention`, login challenges (one-time codes) once they have
-//! expired and left the throttle's `login.window`, and audit events older than
-//! `audit.retention`.
+//! expired and left the throttle's `login.window`, authorization codes expired longer than
+//! `tokens.refresh_ttl`, and audit events older than `audit.retention`.
 //! It owns no query (those are in `storage`) and decides nothing about live rows.
 //!
 //! Why these cutoffs (docs/architecture.md, "Housekeeping"):
@@ -15,6 +15,9 @@
 //!   session answers exactly like an ended one (401 `invalid_token`, 400 `invalid_grant`).
 //!   Used refresh tokens of live sessions stay: they are what detects a reuse.
 //! - A revoked access token is accepted by nobody after `exp` + `tokens.leeway`.
+//! - An authorization code is kept after its expiry as long as the session its use opened
+//!   may live (`tokens.refresh_ttl`), so that a late second use still revokes that session
+//!   (RFC 6749 §4.1.2).
 //!
 //! In a fleet every node runs the task. Each statement is an idempotent
 //! `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so two nodes purging at once only share
@@ -37,6 +40,7 @@ pub struct Purged {
     pub idempotency_keys: u64,
     pub browser_sessions: u64,
     pub login_challenges: u64,
+    pub authorization_codes: u64,
     pub audit_events: u64,
 }
 
@@ -78,6 +82,7 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     // A challenge still counts towards the sign-in throttle for `login.window` after it
     // was made (it expires sooner), so it is kept that long after its expiry.
     let challenges_cutoff = before(now, settings.login.window);
+    let codes_cutoff = before(now, settings.tokens.refresh_ttl);
     Ok(Purged {
         refresh_tokens: drain(limit, pause, |n| {
             storage::refresh_tokens::purge_expired(db, sessions_cutoff, n)
@@ -101,6 +106,10 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
         .await?,
         login_challenges: drain(limit, pause, |n| {
             storage::login_challenges::purge_expired(db, challenges_cutoff, n)
+        })
+        .await?,
+        authorization_codes: drain(limit, pause, |n| {
+            storage::authorization_codes::purge_expired(db, codes_cutoff, n)
         })
         .await?,
         // `audit.retention = "0s"` keeps the audit log forever, never "delete everything".

@@ -582,14 +582,15 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
     );
     assert_eq!(
         a["grant_types_supported"],
-        serde_json::json!(["client_credentials", "refresh_token"])
+        serde_json::json!(["client_credentials", "refresh_token", "authorization_code"])
     );
     assert_eq!(
         a["token_endpoint_auth_methods_supported"],
         serde_json::json!([
             "client_secret_basic",
             "client_secret_post",
-            "private_key_jwt"
+            "private_key_jwt",
+            "none"
         ])
     );
     let (status, jwks) = json(

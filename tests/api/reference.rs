@@ -81,6 +81,8 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         ("GET", "/v1/{org}/clients/{id}"),
         ("DELETE", "/v1/{org}/clients/{id}"),
         ("POST", "/v1/{org}/oauth/register"),
+        ("GET", "/v1/{org}/users/{id}/consents"),
+        ("DELETE", "/v1/{org}/users/{id}/consents"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
     ] {
@@ -90,7 +92,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         );
     }
     // And nothing is documented that the server does not answer.
-    assert_eq!(operations.len(), 42, "{operations:?}");
+    assert_eq!(operations.len(), 44, "{operations:?}");
 
     let signin = &doc["paths"]["/v1/{org}/user/signin_with_api_key"]["post"];
     let headers: Vec<&str> = signin["parameters"]
