@@ -9,7 +9,8 @@
 // Screenshots of each page go to OUT_DIR. Prints every step; exits non-zero at the first
 // mismatch.
 //
-// usage: KEYGATE_ADMIN_TOKEN=… node flows.mjs ISSUER EMAIL USER_ID KEYGATE_LOG OUT_DIR
+// usage: KEYGATE_ADMIN_TOKEN=… KEYGATE_AGENT_KEY_ID=… KEYGATE_AGENT_KEY=… KEYGATE_AGENT_NAME=… \
+//   node flows.mjs ISSUER EMAIL USER_ID KEYGATE_LOG OUT_DIR
 
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import { chromium } from "playwright-core";
 
 const [issuer, email, userId, keygateLog, outDir] = process.argv.slice(2);
 const adminToken = process.env.KEYGATE_ADMIN_TOKEN;
+const [agentKeyId, agentKey, agentName] = [process.env.KEYGATE_AGENT_KEY_ID, process.env.KEYGATE_AGENT_KEY, process.env.KEYGATE_AGENT_NAME];
 const keygateOrigin = new URL(issuer).origin;
 const org = new URL(issuer).pathname.split("/")[2];
 
@@ -134,7 +136,7 @@ try {
   const authorize = new URL(`${issuer}/oauth/authorize`);
   for (const [name, value] of Object.entries({
     response_type: "code", client_id: clientId, redirect_uri: redirectUri,
-    code_challenge: challenge, code_challenge_method: "S256", state,
+    code_challenge: challenge, code_challenge_method: "S256", state, scope: "keys:read",
   })) authorize.searchParams.set(name, value);
 
   await page.goto(authorize.href);
@@ -155,10 +157,13 @@ try {
   check(new URL(page.url()).pathname === `/v1/${org}/oauth/authorize`, `signed in: back at the authorize URL, which shows the consent page (at ${page.url()})`);
   check(await page.getByText("Browser flows test client").count() > 0, "the consent page names the client");
   check(await page.getByText(email).count() > 0, "the consent page names the person signed in");
+  check(await page.getByText("keys:read").count() > 0, "the consent page lists the scope asked for, keys:read");
   check(await page.getByRole("button", { name: "Deny" }).count() === 1, "the consent page has a Deny button");
-  const cookies = await context.cookies(keygateOrigin);
-  const session = cookies.find((cookie) => cookie.name === "keygate_session");
-  check(session?.httpOnly === true && session.sameSite === "Lax", "the browser session cookie is HttpOnly and SameSite=Lax");
+  const session = (await context.cookies(`${issuer}/`)).find((cookie) => cookie.name === "keygate_session");
+  check(
+    session?.httpOnly === true && session.sameSite === "Lax",
+    `the browser session cookie is HttpOnly and SameSite=Lax (path ${session?.path}, httpOnly ${session?.httpOnly}, sameSite ${session?.sameSite})`,
+  );
   await shot(page, "consent");
   await page.getByRole("button", { name: "Approve" }).click();
   await page.waitForURL((url) => url.href.startsWith(redirectUri));
@@ -178,22 +183,29 @@ try {
   const tokens = await post("/oauth/token", exchange);
   check(
     tokens.status === 200 && tokens.body.token_type === "Bearer" && typeof tokens.body.access_token === "string" &&
-      tokens.headers.get("cache-control")?.includes("no-store"),
-    `the code and the PKCE verifier at the token endpoint: a Bearer token, no-store (scope "${tokens.body.scope ?? ""}")`,
+      tokens.body.scope === "keys:read" && tokens.headers.get("cache-control")?.includes("no-store"),
+    `the code and the PKCE verifier at the token endpoint: a Bearer token with scope keys:read, no-store` +
+      (tokens.status === 200 ? ` (scope "${tokens.body.scope}")` : ` (got ${tokens.status} ${JSON.stringify(tokens.body)})`),
   );
-  let me = await whoAmI(tokens.body.access_token);
+  const me = await whoAmI(tokens.body.access_token);
   check(me.status === 200 && me.body.user_id === userId && me.body.email === email, `/user/me with it: ${me.body.email} (${me.body.user_id})`);
   const replay = await post("/oauth/token", exchange);
   check(replay.status === 400 && replay.body.error === "invalid_grant", "the same code again: invalid_grant (single use)");
 
   // --- device authorization grant (RFC 8628) ------------------------------------------------
+  // Two kinds of client ask: an agent's API key (client_secret_basic) and the public browser
+  // client (client_id only).
+  const agent = {
+    label: "the agent's API key", name: agentName, fields: {},
+    headers: { Authorization: `Basic ${Buffer.from(`${agentKeyId}:${agentKey}`).toString("base64")}` },
+  };
+  const publicClient = { label: "the public browser client", name: "Browser flows test client", fields: { client_id: clientId }, headers: {} };
+
   /** Polls the token endpoint as RFC 8628 §3.4–§3.5 asks: every `interval` s, +5 s on slow_down. */
-  async function poll(deviceCode, interval) {
+  async function poll(client, deviceCode, interval) {
     for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, interval * 1000));
-      const answer = await post("/oauth/token", {
-        grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: deviceCode, client_id: clientId,
-      });
+      const answer = await devicePoll(client, deviceCode);
       console.log(`   poll: ${answer.status} ${answer.body.error ?? answer.body.token_type}`);
       if (answer.body.error === "authorization_pending") continue;
       if (answer.body.error === "slow_down") {
@@ -205,43 +217,53 @@ try {
     check(false, "the device flow finished within 2 minutes");
   }
 
-  async function deviceAuthorization() {
-    const { status, body: grant } = await post("/oauth/device_authorization", { client_id: clientId });
+  function devicePoll(client, deviceCode) {
+    const grant = { grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: deviceCode, ...client.fields };
+    return post("/oauth/token", grant, client.headers);
+  }
+
+  /** One device authorization by `client`, which the person approves or denies in the browser. */
+  async function deviceFlow(client, decision, screenshots = false) {
+    const { status, body: grant } = await post("/oauth/device_authorization", client.fields, client.headers);
     check(
       status === 200 && typeof grant.device_code === "string" && /^[A-Z]{4}-[A-Z]{4}$/.test(grant.user_code) &&
         grant.verification_uri === `${issuer}/device` && grant.verification_uri_complete?.startsWith(`${issuer}/device?`) &&
         grant.expires_in > 0 && grant.interval > 0,
-      `POST /v1/${org}/oauth/device_authorization: user code ${grant.user_code}, ${grant.verification_uri_complete}, ` +
-        `interval ${grant.interval} s` + (status === 200 ? "" : ` (got ${status} ${JSON.stringify(grant)})`),
+      `${client.label}: POST /v1/${org}/oauth/device_authorization: user code ${grant.user_code}, ` +
+        `${grant.verification_uri_complete}, interval ${grant.interval} s` +
+        (status === 200 ? "" : ` (got ${status} ${JSON.stringify(grant)})`),
     );
-    return grant;
+    const pending = await devicePoll(client, grant.device_code);
+    check(pending.status === 400 && pending.body.error === "authorization_pending", "polled before the person decides: authorization_pending");
+
+    await page.goto(grant.verification_uri_complete);
+    await page.getByRole("button", { name: decision }).waitFor();
+    check(new URL(page.url()).pathname === `/v1/${org}/device`, `signed in already: the device page asks to confirm (at ${page.url()})`);
+    check(await page.getByText(client.name).count() > 0, `the device page names the client, ${client.name}`);
+    check(await page.getByText(grant.user_code).count() > 0, `the device page shows the user code ${grant.user_code} to compare`);
+    if (screenshots) await shot(page, "device");
+    await page.getByRole("button", { name: decision }).click();
+    await page.waitForLoadState();
+    if (screenshots) await shot(page, `device-${decision.toLowerCase()}d`);
+
+    const answer = await poll(client, grant.device_code, grant.interval);
+    if (decision === "Deny") {
+      check(answer.status === 400 && answer.body.error === "access_denied", `${client.label}: after Deny the poll gets access_denied`);
+      return;
+    }
+    check(
+      answer.status === 200 && typeof answer.body.access_token === "string",
+      `${client.label}: after Approve the poll gets a token` + (answer.status === 200 ? "" : ` (got ${answer.status} ${JSON.stringify(answer.body)})`),
+    );
+    const me = await whoAmI(answer.body.access_token);
+    check(me.status === 200 && me.body.user_id === userId, `/user/me with the device's token: ${me.body.email}, the person who approved`);
+    const again = await devicePoll(client, grant.device_code);
+    check(again.status === 400 && again.body.error === "invalid_grant", `${client.label}: the device code again: invalid_grant (tokens are issued once)`);
   }
 
-  const device = await deviceAuthorization();
-  const pending = await post("/oauth/token", {
-    grant_type: "urn:ietf:params:oauth:grant-type:device_code", device_code: device.device_code, client_id: clientId,
-  });
-  check(pending.status === 400 && pending.body.error === "authorization_pending", "polled before the person approves: authorization_pending");
-  await page.goto(device.verification_uri_complete);
-  await page.getByRole("button", { name: "Approve" }).waitFor();
-  check(new URL(page.url()).pathname === `/v1/${org}/device`, `signed in already: the device page asks to confirm (at ${page.url()})`);
-  check(await page.getByText("Browser flows test client").count() > 0, "the device page names the client");
-  check(await page.getByText(device.user_code).count() > 0, `the device page shows the user code ${device.user_code} to compare`);
-  await shot(page, "device");
-  await page.getByRole("button", { name: "Approve" }).click();
-  await page.waitForLoadState();
-  await shot(page, "device-approved");
-  const deviceTokens = await poll(device.device_code, device.interval);
-  check(deviceTokens.status === 200 && typeof deviceTokens.body.access_token === "string", "after Approve the poll gets a token");
-  me = await whoAmI(deviceTokens.body.access_token);
-  check(me.status === 200 && me.body.user_id === userId, `/user/me with the device's token: ${me.body.email}, the person who approved`);
-
-  const denied = await deviceAuthorization();
-  await page.goto(denied.verification_uri_complete);
-  await page.getByRole("button", { name: "Deny" }).click();
-  await page.waitForLoadState();
-  const refusal = await poll(denied.device_code, denied.interval);
-  check(refusal.status === 400 && refusal.body.error === "access_denied", "after Deny the poll gets access_denied");
+  await deviceFlow(agent, "Approve", true);
+  await deviceFlow(publicClient, "Approve");
+  await deviceFlow(agent, "Deny", true);
 
   check(refused.length === 0, `the pages requested nothing from another origin${refused.length ? `: ${refused.join(", ")}` : ""}`);
   check(pageErrors.length === 0, `no script error in the pages${pageErrors.length ? `: ${pageErrors.join(" | ")}` : ""}`);
