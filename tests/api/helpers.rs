@@ -90,6 +90,9 @@ impl TestDatabase {
             cross_org_grant,
             trusted_issuer,
             resource,
+            browser_session,
+            device_code,
+            user_code_attempt,
         );
         let sql = if self.is_postgres() {
             "SELECT table_name AS name FROM information_schema.tables \
