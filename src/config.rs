@@ -31,6 +31,7 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub audit: AuditSettings,
     pub housekeeping: HousekeepingSettings,
+    pub device: DeviceSettings,
 }
 
 impl Default for Settings {
@@ -51,6 +52,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
             housekeeping: HousekeepingSettings::default(),
+            device: DeviceSettings::default(),
         }
     }
 }
@@ -435,6 +437,39 @@ impl Default for HousekeepingSettings {
             batch_size: 500,
             batch_pause: Duration::from_millis(100),
             session_retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// The device authorization grant (RFC 8628; README, "Device flow and `keygate login`").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSettings {
+    /// How long a `device_code` and its `user_code` stay valid (`expires_in`).
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// The least time between two polls of the token endpoint (`interval`, whole seconds,
+    /// at least 1 s).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Wrong user codes one browser session (and one person) may type within
+    /// `user_code_window` before the verification page answers 429.
+    pub user_code_failures: u32,
+    /// Wrong user codes one client IP may type within `user_code_window`.
+    pub user_code_failures_per_ip: u32,
+    /// The window the wrong user codes are counted in.
+    #[serde(with = "humantime_serde")]
+    pub user_code_window: Duration,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::from_secs(600),
+            interval: Duration::from_secs(5),
+            user_code_failures: 10,
+            user_code_failures_per_ip: 30,
+            user_code_window: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Housekeeping: a background task that deletes, in small batches, what no request can use
 //! any more: sessions (with their refresh tokens) past their expiry plus
 //! `housekeeping.session_retention`, revocations of access tokens past their `exp` plus the
-//! leeway, expired `Idempotency-Key` records, and audit events older than `audit.retention`.
+//! leeway, expired `Idempotency-Key` records, audit events older than `audit.retention`,
+//! device authorization requests (RFC 8628) a day past their expiry, and wrong user codes
+//! older than the throttle's window (`device.user_code_window`).
 //! It owns no query (those are in `storage`) and decides nothing about live rows.
 //!
 //! Why these cutoffs (docs/architecture.md, "Housekeeping"):
@@ -12,6 +14,9 @@
 //!   session answers exactly like an ended one (401 `invalid_token`, 400 `invalid_grant`).
 //!   Used refresh tokens of live sessions stay: they are what detects a reuse.
 //! - A revoked access token is accepted by nobody after `exp` + `tokens.leeway`.
+//! - A device code past its expiry only ever answers `expired_token`; it is kept for
+//!   [`DEVICE_CODE_RETENTION`] so that a device polling late hears that rather than
+//!   `invalid_grant`. A wrong user code stops counting at the end of its window.
 //!
 //! In a fleet every node runs the task. Each statement is an idempotent
 //! `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so two nodes purging at once only share
@@ -33,7 +38,12 @@ pub struct Purged {
     pub revoked_tokens: u64,
     pub idempotency_keys: u64,
     pub audit_events: u64,
+    pub device_codes: u64,
+    pub user_code_attempts: u64,
 }
+
+/// How long a device authorization request is kept after its expiry.
+pub const DEVICE_CODE_RETENTION: Duration = Duration::from_secs(86_400);
 
 /// `now - by`, or the earliest instant when that underflows.
 fn before(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -70,6 +80,8 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     let sessions_cutoff = before(now, settings.housekeeping.session_retention);
     let revoked_cutoff = before(now, settings.tokens.leeway);
     let audit_cutoff = before(now, settings.audit.retention);
+    let device_cutoff = before(now, DEVICE_CODE_RETENTION);
+    let attempts_cutoff = before(now, settings.device.user_code_window);
     Ok(Purged {
         refresh_tokens: drain(limit, pause, |n| {
             storage::refresh_tokens::purge_expired(db, sessions_cutoff, n)
@@ -96,6 +108,14 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
             })
             .await?
         },
+        device_codes: drain(limit, pause, |n| {
+            storage::device_codes::purge_expired(db, device_cutoff, n)
+        })
+        .await?,
+        user_code_attempts: drain(limit, pause, |n| {
+            storage::device_codes::purge_attempts(db, attempts_cutoff, n)
+        })
+        .await?,
     })
 }
 

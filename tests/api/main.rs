@@ -11,6 +11,7 @@ mod binary;
 mod cli;
 mod client_assertion;
 mod cross_org;
+mod device;
 mod dpop_cli;
 mod dpop_flow;
 mod dpop_key;

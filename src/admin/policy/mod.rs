@@ -380,5 +380,23 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
     by_role.and_then(|()| issuing_rules(actor, action, target))
 }
 
+/// keygate's own scopes a user with `role` can exercise at all, as [`authorize`] decides:
+/// owners and admins every one; members and service accounts those of their own keys, user
+/// record and sessions (never `audit:read` nor `resources:*`). A token a person approves
+/// for a client (the device flow) carries no scope beyond these.
+pub fn scopes_of_role(role: Role) -> Scopes {
+    if role.is_admin() {
+        return Scopes::all();
+    }
+    Scopes::parse([
+        "keys:read",
+        "keys:write",
+        "users:read",
+        "users:write",
+        "sessions:write",
+    ])
+    .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests;

@@ -250,3 +250,63 @@ fn ranks() {
     assert!(Service.ranks_at_least(Member));
     assert!(!Service.ranks_at_least(Admin));
 }
+
+#[test]
+fn the_scopes_of_a_role_are_exactly_those_its_actions_need() {
+    use Role::*;
+    let own_key = OWN_KEY;
+    let own_user = Target::User {
+        id: "usr_me",
+        role: Member,
+    };
+    let own_session = Target::Session {
+        user_id: "usr_me",
+        id: Some("ses_1"),
+    };
+    let targets = [
+        Target::Listing,
+        own_key,
+        own_user,
+        own_session,
+        Target::NewUser { role: Member },
+        Target::Grant { id: None },
+        Target::Issuer { id: None },
+        Target::Resource { id: None },
+    ];
+    let actions = [
+        Action::KeysRead,
+        Action::KeysCreate,
+        Action::KeysRevoke,
+        Action::KeysRotate { immediate: false },
+        Action::UsersRead,
+        Action::UsersCreate,
+        Action::UsersUpdate {
+            role: None,
+            disable: false,
+            link: false,
+        },
+        Action::UsersDelete,
+        Action::SessionsRead,
+        Action::SessionsRevoke,
+        Action::AuditRead,
+        Action::GrantsRead,
+        Action::GrantsCreate { role: Member },
+        Action::GrantsRevoke { role: Member },
+        Action::IssuersRead,
+        Action::IssuersWrite,
+        Action::ResourcesRead,
+        Action::ResourcesWrite,
+    ];
+    for role in [Owner, Admin, Member, Service] {
+        let mut exercised = std::collections::BTreeSet::new();
+        for action in actions {
+            for target in targets {
+                if authorize(&actor(role), action, target).is_ok() {
+                    exercised.insert(action.scope());
+                }
+            }
+        }
+        let listed: std::collections::BTreeSet<&str> = scopes_of_role(role).iter().collect();
+        assert_eq!(listed, exercised, "{role:?}");
+    }
+}
