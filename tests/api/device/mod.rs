@@ -5,6 +5,7 @@
 //! with the sign-in page, not here.
 
 mod flow;
+mod login;
 
 mod page;
 mod races;
