@@ -6,7 +6,6 @@
 
 mod flow;
 mod login;
-
 mod page;
 mod races;
 
