@@ -14,9 +14,10 @@
 //!   session answers exactly like an ended one (401 `invalid_token`, 400 `invalid_grant`).
 //!   Used refresh tokens of live sessions stay: they are what detects a reuse.
 //! - A revoked access token is accepted by nobody after `exp` + `tokens.leeway`.
-//! - A device code past its expiry only ever answers `expired_token`; it is kept for
-//!   [`DEVICE_CODE_RETENTION`] so that a device polling late hears that rather than
-//!   `invalid_grant`. A wrong user code stops counting at the end of its window.
+//! - A device code past its expiry gives no tokens any more; it is kept for
+//!   [`DEVICE_CODE_RETENTION`] so that a device polling late hears `expired_token` (or
+//!   `access_denied`) rather than `invalid_grant`. A wrong user code stops counting at the
+//!   end of its window.
 //!
 //! In a fleet every node runs the task. Each statement is an idempotent
 //! `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so two nodes purging at once only share
