@@ -31,6 +31,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub audit: AuditSettings,
     pub housekeeping: HousekeepingSettings,
+    pub smtp: SmtpSettings,
+    pub login: LoginSettings,
     pub device: DeviceSettings,
 }
 
@@ -52,6 +54,8 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
             housekeeping: HousekeepingSettings::default(),
+            smtp: SmtpSettings::default(),
+            login: LoginSettings::default(),
             device: DeviceSettings::default(),
         }
     }
@@ -441,6 +445,57 @@ impl Default for HousekeepingSettings {
     }
 }
 
+/// The mail server that sends people their sign-in codes (README, "People sign in to
+/// keygate's pages").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// `smtps://user:password@host[:465]` (TLS from the first byte) or
+    /// `smtp://user:password@host[:587]` (STARTTLS, required: no mail goes out in clear);
+    /// `?tls=none` sends in clear (a relay on this machine). Unset: no mail; then the code
+    /// goes to the log when keygate's public URL is on loopback, and email sign-in is off
+    /// otherwise.
+    pub url: Option<SecretString>,
+    /// The sender (`keygate <keygate@example.com>`); required with `url`.
+    pub from: Option<String>,
+    /// How long one delivery (connect, TLS, the whole SMTP dialogue) may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            from: None,
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// People signing in with an emailed code: how many codes may be asked for.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Codes one email address may be sent per `window` in one organization.
+    pub codes_per_email: u32,
+    /// Codes one client IP (IPv6: its /64) may ask for per `window`, all organizations
+    /// together.
+    pub codes_per_ip: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            codes_per_email: 5,
+            codes_per_ip: 30,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
 /// The device authorization grant (RFC 8628; README, "Device flow and `keygate login`").
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -580,6 +635,51 @@ mod tests {
             assert_eq!(s.audit.queue_capacity, 16);
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn login_and_smtp_settings_have_their_documented_names_and_defaults() {
+        use secrecy::ExposeSecret;
+        figment::Jail::expect_with(|jail| {
+            let defaults: Settings = Figment::new().extract()?;
+            assert_eq!(defaults.login.codes_per_email, 5);
+            assert_eq!(defaults.login.codes_per_ip, 30);
+            assert_eq!(defaults.login.window, Duration::from_secs(900));
+            assert!(defaults.smtp.url.is_none() && defaults.smtp.from.is_none());
+            assert_eq!(defaults.smtp.timeout, Duration::from_secs(15));
+            jail.set_env("KEYGATE__SMTP__URL", "smtps://me:hunter2@mail.example.com");
+            jail.set_env("KEYGATE__SMTP__FROM", "keygate <keygate@example.com>");
+            jail.set_env("KEYGATE__LOGIN__CODES_PER_EMAIL", "3");
+            jail.set_env("KEYGATE__LOGIN__CODES_PER_IP", "100");
+            jail.set_env("KEYGATE__LOGIN__WINDOW", "1h");
+            let s: Settings = Figment::new()
+                .merge(Env::prefixed("KEYGATE__").split("__"))
+                .extract()?;
+            assert_eq!(
+                s.smtp.url.as_ref().map(|u| u.expose_secret().to_owned()),
+                Some("smtps://me:hunter2@mail.example.com".to_owned())
+            );
+            assert!(!format!("{s:?}").contains("hunter2"));
+            assert_eq!(s.login.codes_per_email, 3);
+            assert_eq!(s.login.codes_per_ip, 100);
+            assert_eq!(s.login.window, Duration::from_secs(3600));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_shipped_default_toml_says_what_the_defaults_are() {
+        let shipped: Settings = Figment::new()
+            .merge(Toml::string(include_str!("../config/default.toml")))
+            .extract()
+            .unwrap();
+        let login = LoginSettings::default();
+        assert_eq!(shipped.login.codes_per_email, login.codes_per_email);
+        assert_eq!(shipped.login.codes_per_ip, login.codes_per_ip);
+        assert_eq!(shipped.login.window, login.window);
+        assert_eq!(shipped.smtp.timeout, SmtpSettings::default().timeout);
+        assert!(shipped.smtp.url.is_none());
     }
 
     #[test]

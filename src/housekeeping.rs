@@ -1,9 +1,11 @@
 //! Housekeeping: a background task that deletes, in small batches, what no request can use
 //! any more: sessions (with their refresh tokens) past their expiry plus
 //! `housekeeping.session_retention`, revocations of access tokens past their `exp` plus the
-//! leeway, expired `Idempotency-Key` records, audit events older than `audit.retention`,
-//! device authorization requests (RFC 8628) a day past their expiry, and wrong user codes
-//! older than the throttle's window (`device.user_code_window`).
+//! leeway, expired `Idempotency-Key` records, browser sessions past their expiry plus
+//! `housekeeping.session_retention`, login challenges (one-time codes) once they have
+//! expired and left the throttle's `login.window`, audit events older than
+//! `audit.retention`, device authorization requests (RFC 8628) a day past their expiry, and
+//! wrong user codes older than the throttle's window (`device.user_code_window`).
 //! It owns no query (those are in `storage`) and decides nothing about live rows.
 //!
 //! Why these cutoffs (docs/architecture.md, "Housekeeping"):
@@ -38,6 +40,8 @@ pub struct Purged {
     pub sessions: u64,
     pub revoked_tokens: u64,
     pub idempotency_keys: u64,
+    pub browser_sessions: u64,
+    pub login_challenges: u64,
     pub audit_events: u64,
     pub device_codes: u64,
     pub user_code_attempts: u64,
@@ -81,6 +85,9 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     let sessions_cutoff = before(now, settings.housekeeping.session_retention);
     let revoked_cutoff = before(now, settings.tokens.leeway);
     let audit_cutoff = before(now, settings.audit.retention);
+    // A challenge still counts towards the sign-in throttle for `login.window` after it
+    // was made (it expires sooner), so it is kept that long after its expiry.
+    let challenges_cutoff = before(now, settings.login.window);
     let device_cutoff = before(now, DEVICE_CODE_RETENTION);
     let attempts_cutoff = before(now, settings.device.user_code_window);
     Ok(Purged {
@@ -98,6 +105,14 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
         .await?,
         idempotency_keys: drain(limit, pause, |n| {
             storage::idempotency::purge_expired(db, now, n)
+        })
+        .await?,
+        browser_sessions: drain(limit, pause, |n| {
+            storage::browser_sessions::purge_expired(db, sessions_cutoff, n)
+        })
+        .await?,
+        login_challenges: drain(limit, pause, |n| {
+            storage::login_challenges::purge_expired(db, challenges_cutoff, n)
         })
         .await?,
         // `audit.retention = "0s"` keeps the audit log forever, never "delete everything".

@@ -26,6 +26,7 @@ use crate::config::{DpopSettings, ReplayStoreKind, Settings};
 use crate::housekeeping;
 use crate::http::{self, request_id};
 use crate::outbound::AddressPolicy;
+use crate::people::mail::Mailer;
 use crate::secrets::Secrets;
 use crate::signing_keys::SigningKeys;
 use crate::state::AppState;
@@ -86,6 +87,7 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
 
+        let mailer = Mailer::from_settings(&settings.smtp, &public_url)?;
         let pepper = Arc::new(secrets.pepper);
         let dpop = Dpop::new(
             &settings.dpop,
@@ -130,6 +132,7 @@ impl Application {
             kek,
             signing_keys: Arc::new(signing_keys),
             public_url,
+            mailer,
         };
         let bootstrap = bootstrap::run(&state, &state.settings)
             .await

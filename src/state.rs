@@ -11,6 +11,7 @@ use crate::auth::revocation::Revocations;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::people::mail::Mailer;
 use crate::secrets::{Kek, Pepper};
 use crate::signing_keys::SigningKeys;
 use crate::storage::Storage;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.
     pub public_url: String,
+    /// Sends people their sign-in codes (`smtp.*`; `people::mail`).
+    pub mailer: Mailer,
 }
 
 impl AppState {

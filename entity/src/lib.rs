@@ -10,6 +10,7 @@ pub mod browser_session;
 pub mod cross_org_grant;
 pub mod device_code;
 pub mod idempotency_key;
+pub mod login_challenge;
 pub mod organization;
 pub mod refresh_token;
 pub mod resource;

@@ -178,7 +178,7 @@ impl Throttle {
 }
 
 /// What an IP is counted as: the address, or for IPv6 its /64 (one subscriber's prefix).
-pub(crate) fn ip_bucket(ip: &str) -> String {
+pub fn ip_bucket(ip: &str) -> String {
     match ip.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();

@@ -8,7 +8,7 @@ mod extract;
 mod handlers;
 mod oauth;
 mod openapi;
-mod pages;
+pub mod pages;
 pub mod request_id;
 mod schema;
 
@@ -118,6 +118,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(handlers::signin_with_api_key)),
                 )
                 .service(resource("/user/me").route(web::get().to(handlers::me)))
+                .service(
+                    resource("/login")
+                        .route(web::get().to(pages::login::page_get))
+                        .route(web::post().to(pages::login::request_code)),
+                )
+                .service(
+                    resource("/login/code")
+                        .route(web::post().to(pages::login::submit_code))
+                        .route(web::get().to(pages::login::to_sign_in_page)),
+                )
+                .service(
+                    resource("/logout")
+                        .route(web::post().to(pages::login::logout))
+                        .route(web::get().to(pages::login::to_sign_in_page)),
+                )
                 .service(resource("/oauth/token").route(web::post().to(oauth::token)))
                 .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
                 .service(resource("/oauth/introspect").route(web::post().to(oauth::introspect)))

@@ -3,10 +3,20 @@
 //! before a person approves an agent.
 //!
 //! Public entry points: [`signed_in`] (who is signed in to this organization in this
-//! browser), [`login_redirect`] (send the browser to sign in, then back) and
-//! [`session::start`] (a person just proved who they are).
+//! browser), [`login_redirect`] (send the browser to sign in, then back),
+//! [`login::request_code`] and [`login::verify_code`] (the two steps of signing in with an
+//! emailed code) and [`session::start`] (a person just proved who they are). How it works,
+//! and its limits: README, "People sign in to keygate's pages".
 
+pub mod login;
+pub mod mail;
+pub mod prelogin;
+pub mod return_to;
 pub mod session;
+
+use std::time::Duration;
+
+use actix_web::cookie::{Cookie, SameSite};
 
 use actix_web::HttpRequest;
 use actix_web::HttpResponse;
@@ -14,6 +24,7 @@ use actix_web::http::header;
 use entity::organization;
 use subtle::ConstantTimeEq;
 
+use crate::audit::{AuditEvent, RequestMeta};
 use crate::state::AppState;
 use crate::storage::StorageError;
 
@@ -62,4 +73,49 @@ pub fn login_redirect(org_slug: &str, return_to: &str) -> HttpResponse {
     crate::web::with_page_headers(HttpResponse::SeeOther())
         .insert_header((header::LOCATION, format!("/v1/{org_slug}/login?{query}")))
         .finish()
+}
+
+/// Signs `person` out of `org`'s pages (ends the browser session, audited): returns the
+/// cookie that clears it.
+pub async fn sign_out(
+    state: &AppState,
+    org: &organization::Model,
+    person: &Person,
+    meta: &RequestMeta,
+) -> Result<Cookie<'static>, StorageError> {
+    let cookie = session::end(state, org, person).await?;
+    state.audit.record(AuditEvent {
+        org_id: Some(org.id.clone()),
+        action: "logout",
+        success: true,
+        actor_user_id: Some(person.user_id.clone()),
+        target_type: Some("browser_session"),
+        target_id: Some(person.session_id.clone()),
+        meta: meta.clone(),
+        ..AuditEvent::default()
+    });
+    Ok(cookie)
+}
+
+/// A cookie of `org_slug`'s pages: `HttpOnly`, `SameSite=Lax`, path `/v1/{org_slug}` (so it
+/// never reaches another organization's pages, nor the JSON API at other paths), `Secure`
+/// when keygate's public URL is https (RFC 6265 §4.1.2). An empty value with max-age 0
+/// deletes it.
+pub(crate) fn page_cookie(
+    state: &AppState,
+    org_slug: &str,
+    name: &'static str,
+    value: String,
+    max_age: Duration,
+) -> Cookie<'static> {
+    let mut cookie = Cookie::build(name, value)
+        .path(format!("/v1/{org_slug}"))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.public_url.starts_with("https://"))
+        .finish();
+    cookie.set_max_age(actix_web::cookie::time::Duration::seconds(
+        i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+    ));
+    cookie
 }

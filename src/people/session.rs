@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use actix_web::cookie::{Cookie, SameSite};
+use actix_web::cookie::Cookie;
 use chrono::{DateTime, Utc};
 use entity::{browser_session, organization};
 use secrecy::{ExposeSecret, SecretString};
@@ -40,16 +40,7 @@ fn csrf_of(state: &AppState, value: &str) -> String {
 /// The cookie holding `value` for `org_slug`'s pages (an empty value with max-age 0 signs
 /// out).
 fn cookie(state: &AppState, org_slug: &str, value: String, max_age: Duration) -> Cookie<'static> {
-    let mut cookie = Cookie::build(COOKIE, value)
-        .path(format!("/v1/{org_slug}"))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.public_url.starts_with("https://"))
-        .finish();
-    cookie.set_max_age(actix_web::cookie::time::Duration::seconds(
-        i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
-    ));
-    cookie
+    super::page_cookie(state, org_slug, COOKIE, value, max_age)
 }
 
 /// Starts a browser session for `user`, who just proved who they are.

@@ -35,3 +35,15 @@ pub async fn end(storage: &Storage, id: &str, now: DateTime<Utc>) -> Result<()> 
         .await?;
     Ok(())
 }
+
+/// Deletes at most `limit` sessions that expired before `cutoff` (signed out or not: a
+/// session's cookie is worthless past its expiry either way).
+pub async fn purge_expired(storage: &Storage, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
+    super::purge::batch::<Entity>(
+        storage,
+        Column::Id,
+        sea_orm::sea_query::Condition::all().add(Column::ExpiresAt.lte(cutoff)),
+        limit,
+    )
+    .await
+}

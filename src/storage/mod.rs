@@ -8,6 +8,7 @@ pub mod browser_sessions;
 pub mod cross_org_grants;
 pub mod device_codes;
 pub mod idempotency;
+pub mod login_challenges;
 pub mod orgs;
 pub mod page;
 pub(crate) mod purge;

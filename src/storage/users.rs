@@ -236,3 +236,13 @@ pub async fn by_external_subject(
         .one(storage.db())
         .await?)
 }
+
+/// The user of `org_id` with `email` (lower-cased, as stored), deleted and disabled users
+/// included: the caller decides.
+pub async fn by_email(storage: &Storage, org_id: &str, email: &str) -> Result<Option<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::Email.eq(email))
+        .one(storage.db())
+        .await?)
+}

@@ -8,6 +8,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use askama::Template;
 
+pub mod login;
+
 /// The pages' stylesheet, served at [`STYLESHEET_PATH`].
 pub const STYLESHEET: &str = include_str!("keygate.css");
 pub const STYLESHEET_PATH: &str = "/assets/keygate.css";
@@ -66,6 +68,35 @@ pub struct Message<'a> {
 /// A message page with `status`.
 pub fn message(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     page(status, &Message { title, message })
+}
+
+/// A page that says something and offers one way on (a link).
+#[derive(Template)]
+#[template(path = "notice.html", config = "src/web/askama.toml")]
+pub struct Notice<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub href: &'a str,
+    pub link: &'a str,
+}
+
+/// A notice page with `status`: `message`, then a link to `href` labelled `link`.
+pub fn notice(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    href: &str,
+    link: &str,
+) -> HttpResponse {
+    page(
+        status,
+        &Notice {
+            title,
+            message,
+            href,
+            link,
+        },
+    )
 }
 
 /// `GET /assets/keygate.css`.

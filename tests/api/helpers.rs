@@ -91,6 +91,7 @@ impl TestDatabase {
             trusted_issuer,
             resource,
             browser_session,
+            login_challenge,
             device_code,
             user_code_attempt,
         );

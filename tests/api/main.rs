@@ -23,6 +23,7 @@ mod key_scopes;
 mod me;
 mod negative;
 mod oauth;
+mod people;
 mod reference;
 mod replay_store;
 mod resource_server;

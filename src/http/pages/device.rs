@@ -10,11 +10,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use entity::organization;
 
+use super::{Form, failure, org_of};
 use crate::http::handlers::request_meta;
 use crate::oauth::device::{self, Decision, PageError, Review};
 use crate::people::{self, Person};
 use crate::state::AppState;
-use crate::web::{message, page};
+use crate::web::{message, notice, page};
 
 /// The code form.
 #[derive(Template)]
@@ -39,61 +40,17 @@ struct Confirm<'a> {
     minutes: i64,
 }
 
-/// The fields of a form (the code form and the confirmation post to the same place).
-#[derive(Default)]
-struct Form {
-    csrf: Option<String>,
-    user_code: Option<String>,
-    action: Option<String>,
-}
-
-impl Form {
-    fn parse(bytes: &[u8]) -> Self {
-        let mut form = Form::default();
-        for (name, value) in url::form_urlencoded::parse(bytes) {
-            let slot = match name.as_ref() {
-                "csrf" => &mut form.csrf,
-                "user_code" => &mut form.user_code,
-                "action" => &mut form.action,
-                _ => continue,
-            };
-            *slot = Some(value.into_owned());
-        }
-        form
-    }
-}
-
-fn internal(err: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %err, "the device page failed");
-    message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "keygate could not complete this step. Please try again.",
-    )
-}
-
 /// The organization and the person signed in to it, or the response to give instead.
 async fn who(
     state: &AppState,
-    slug: &str,
     req: &HttpRequest,
-    return_to: &str,
-) -> Result<(std::sync::Arc<organization::Model>, Person), HttpResponse> {
-    let org = match state.directory.org(&state.storage, slug).await {
-        Ok(Some(org)) => org,
-        Ok(None) => {
-            return Err(message(
-                StatusCode::NOT_FOUND,
-                "Unknown organization",
-                "There is no organization at this address.",
-            ));
-        }
-        Err(err) => return Err(internal(err)),
-    };
+    return_to: impl FnOnce(&str) -> String,
+) -> Result<(organization::Model, Person), HttpResponse> {
+    let org = org_of(state, req).await?;
     match people::signed_in(state, &org, req).await {
         Ok(Some(person)) => Ok((org, person)),
-        Ok(None) => Err(people::login_redirect(&org.slug, return_to)),
-        Err(err) => Err(internal(err)),
+        Ok(None) => Err(people::login_redirect(&org.slug, &return_to(&org.slug))),
+        Err(err) => Err(failure(&err)),
     }
 }
 
@@ -142,7 +99,7 @@ fn failed(org: &organization::Model, person: &Person, typed: &str, err: PageErro
             }
             res
         }
-        PageError::Storage(e) => internal(e),
+        PageError::Storage(e) => failure(&e),
     }
 }
 
@@ -174,24 +131,17 @@ async fn confirm(
 }
 
 /// `GET /v1/{org}/device[?user_code=…]`.
-pub async fn show(
-    state: web::Data<AppState>,
-    slug: web::Path<String>,
-    req: HttpRequest,
-) -> HttpResponse {
-    let return_to = match req.query_string() {
+pub async fn show(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let return_to = |_: &str| match req.query_string() {
         "" => req.path().to_owned(),
         query => format!("{}?{query}", req.path()),
     };
-    let (org, person) = match who(&state, &slug, &req, &return_to).await {
+    let (org, person) = match who(&state, &req, return_to).await {
         Ok(found) => found,
         Err(res) => return res,
     };
-    let typed = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .find(|(name, _)| name == "user_code")
-        .map(|(_, value)| value.into_owned());
-    match typed {
-        Some(typed) => confirm(&state, &org, &person, &typed, &req).await,
+    match Form::query(&req).get("user_code") {
+        Some(typed) => confirm(&state, &org, &person, typed, &req).await,
         None => enter_code(StatusCode::OK, &org, &person, "", None),
     }
 }
@@ -199,25 +149,26 @@ pub async fn show(
 /// `POST /v1/{org}/device`: a code entered (→ the confirmation), or a decision.
 pub async fn submit(
     state: web::Data<AppState>,
-    slug: web::Path<String>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    let return_to = format!("/v1/{}/device", slug.as_str());
-    let (org, person) = match who(&state, &slug, &req, &return_to).await {
+    let (org, person) = match who(&state, &req, |slug| format!("/v1/{slug}/device")).await {
         Ok(found) => found,
         Err(res) => return res,
     };
     let form = Form::parse(&body);
-    if !person.csrf_matches(form.csrf.as_deref()) {
-        return message(
+    if !person.csrf_matches(form.get("csrf")) {
+        return notice(
             StatusCode::FORBIDDEN,
-            "Form expired",
-            "This form is not valid any more. Go back, reload the page and try again.",
+            "This form has expired",
+            "keygate only accepts this form from its own device page, in the browser that \
+             opened it. Open the page again and retry.",
+            &format!("/v1/{}/device", org.slug),
+            "Enter a code",
         );
     }
-    let typed = form.user_code.unwrap_or_default();
-    let decision = match form.action.as_deref() {
+    let typed = form.get("user_code").unwrap_or_default().to_owned();
+    let decision = match form.get("action") {
         None => return confirm(&state, &org, &person, &typed, &req).await,
         Some("approve") => Decision::Approve,
         Some("deny") => Decision::Deny,

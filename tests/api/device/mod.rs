@@ -1,13 +1,14 @@
 //! The device authorization grant (RFC 8628) over HTTP: the device authorization endpoint,
 //! the verification page a signed-in person approves on, the token endpoint's polling
 //! answers, and `keygate login`, the real binary running the flow from a terminal.
-//! Browser sessions are started directly (`people::session::start`): signing in is tested
-//! with the sign-in page, not here.
+//! Browser sessions are mostly started directly (`people::session::start`); `signin` walks
+//! the real sign-in with an emailed code once.
 
 mod flow;
 mod login;
 mod page;
 mod races;
+mod signin;
 
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
