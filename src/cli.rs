@@ -6,11 +6,13 @@
 //! ([`run_dpop`], [`run_client_assertion`], [`run_login`]).
 
 mod assertion;
+mod client;
 mod keys;
 mod login;
 mod resource;
 
 pub use assertion::{ClientAssertionArgs, run_client_assertion};
+pub use client::ClientCommand;
 pub use keys::KeyCommand;
 pub use login::{LoginArgs, run_login};
 pub use resource::ResourceCommand;
@@ -63,6 +65,10 @@ pub enum Command {
     /// Protected resources (RFC 8707): the APIs and MCP servers tokens are issued for.
     #[command(subcommand)]
     Resource(ResourceCommand),
+    /// Clients of the browser and device flows (authorization code + PKCE, device
+    /// authorization).
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Access token signing keys.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
@@ -98,7 +104,8 @@ pub enum OrgCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// Change an organization's DPoP policy (`inherit`: follow the server's settings).
+    /// Change an organization's DPoP policy (`inherit`: follow the server's settings) or
+    /// its RFC 7591 dynamic client registration.
     Update {
         slug: String,
         /// Require DPoP-bound tokens: true, false or inherit.
@@ -107,9 +114,21 @@ pub enum OrgCommand {
         /// Require server nonces in DPoP proofs: true, false or inherit.
         #[arg(long, value_parser = parse_override)]
         dpop_nonce: Option<Override>,
+        /// Open RFC 7591 dynamic client registration at /v1/{org}/oauth/register: true or
+        /// false (off unless turned on).
+        #[arg(long, value_parser = parse_bool)]
+        dynamic_registration: Option<bool>,
         #[command(flatten)]
         out: Output,
     },
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("`{other}`: expected true or false")),
+    }
 }
 
 /// A per-organization override: a value, or `inherit` (the server's setting).
@@ -232,6 +251,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::User(cmd) => user(cmd, &open_storage(&settings).await?, clock.as_ref()).await,
         Command::Key(cmd) => keys::key(cmd, &settings, clock.as_ref()).await,
         Command::Resource(cmd) => resource::run(cmd, &settings, clock.as_ref()).await,
+        Command::Client(cmd) => client::run(cmd, &settings, clock.as_ref()).await,
         Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
         Command::Dpop(cmd) => dpop(cmd, clock.as_ref()),
         Command::ClientAssertion(args) => {
@@ -385,6 +405,7 @@ fn org_json(o: &entity::organization::Model) -> serde_json::Value {
     json!({
         "org_id": o.id, "slug": o.slug, "name": o.name, "created_at": rfc3339(o.created_at),
         "dpop_required": o.dpop_required, "dpop_nonce": o.dpop_nonce,
+        "dynamic_registration": o.dynamic_registration == Some(true),
     })
 }
 
@@ -407,18 +428,25 @@ async fn org(cmd: OrgCommand, storage: &Storage, clock: &dyn Clock) -> anyhow::R
             slug,
             dpop_required,
             dpop_nonce,
+            dynamic_registration,
             out,
         } => {
-            let org = admin::find_org(storage, &slug).await?;
-            let required = dpop_required.map_or(org.dpop_required, |o| o.0);
-            let nonce = dpop_nonce.map_or(org.dpop_nonce, |o| o.0);
-            let org = admin::set_dpop_policy(storage, &slug, required, nonce).await?;
+            let mut org = admin::find_org(storage, &slug).await?;
+            if dpop_required.is_some() || dpop_nonce.is_some() {
+                let required = dpop_required.map_or(org.dpop_required, |o| o.0);
+                let nonce = dpop_nonce.map_or(org.dpop_nonce, |o| o.0);
+                org = admin::set_dpop_policy(storage, &slug, required, nonce).await?;
+            }
+            if let Some(on) = dynamic_registration {
+                org = admin::clients::set_dynamic_registration(storage, &slug, on).await?;
+            }
             print(&out, org_json(&org), || {
                 format!(
-                    "{}: dpop_required={} dpop_nonce={}",
+                    "{}: dpop_required={} dpop_nonce={} dynamic_registration={}",
                     org.slug,
                     show_override(org.dpop_required),
-                    show_override(org.dpop_nonce)
+                    show_override(org.dpop_nonce),
+                    org.dynamic_registration == Some(true)
                 )
             });
         }

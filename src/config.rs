@@ -24,6 +24,7 @@ pub struct Settings {
     pub dpop: DpopSettings,
     pub cross_org: CrossOrgSettings,
     pub federation: FederationSettings,
+    pub clients: ClientSettings,
     pub secrets: SecretSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
@@ -47,6 +48,7 @@ impl Default for Settings {
             dpop: DpopSettings::default(),
             cross_org: CrossOrgSettings::default(),
             federation: FederationSettings::default(),
+            clients: ClientSettings::default(),
             secrets: SecretSettings::default(),
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
@@ -255,6 +257,41 @@ impl Default for FederationSettings {
             jwks_cooldown: Duration::from_secs(30),
             jwks_max_age: Duration::from_secs(3600),
             http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Clients of the browser and device flows (README, "Browser clients: registered, metadata
+/// documents, dynamic registration"): fetching Client ID Metadata Documents and throttling
+/// RFC 7591 dynamic registration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSettings {
+    /// The longest a fetched metadata document is used before it is fetched again (a
+    /// shorter `Cache-Control: max-age` wins).
+    #[serde(with = "humantime_serde")]
+    pub metadata_cache_ttl: Duration,
+    /// The least time between two fetches of one metadata document URL: a failed fetch is
+    /// not retried, and a document is kept at least this long whatever its headers say.
+    #[serde(with = "humantime_serde")]
+    pub metadata_min_ttl: Duration,
+    /// The largest metadata document read (the draft recommends 5 KB).
+    pub metadata_max_bytes: usize,
+    /// How long one metadata document fetch may take.
+    #[serde(with = "humantime_serde")]
+    pub metadata_timeout: Duration,
+    /// Dynamic registrations one client IP may make per hour (RFC 7591 §5).
+    pub registrations_per_ip_per_hour: u32,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            metadata_cache_ttl: Duration::from_secs(300),
+            metadata_min_ttl: Duration::from_secs(10),
+            metadata_max_bytes: 5 * 1024,
+            metadata_timeout: Duration::from_secs(5),
+            registrations_per_ip_per_hour: 10,
         }
     }
 }

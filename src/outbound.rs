@@ -1,8 +1,9 @@
-//! Outbound HTTP to URLs that other people choose (an identity provider's `jwks_uri`): the
-//! address policy that keeps such fetches off private, link-local and loopback networks
-//! (SSRF), a DNS resolver that applies it to every address a name resolves to (the
-//! connection goes to the address that was checked, so a DNS rebinding cannot switch it),
-//! and a body reader that stops at a size cap. It knows nothing of JWKS or providers.
+//! Outbound HTTP to URLs that other people choose (an identity provider's `jwks_uri`, a
+//! client's metadata document): the address policy that keeps such fetches off private,
+//! link-local and loopback networks (SSRF), a DNS resolver that applies it to every address
+//! a name resolves to (the connection goes to the address that was checked, so a DNS
+//! rebinding cannot switch it), and a body reader that stops at a size cap. It knows
+//! nothing of JWKS, providers or clients.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -176,6 +177,28 @@ pub async fn get_capped(
     accept: &str,
     cap: usize,
 ) -> Result<Vec<u8>, String> {
+    get_capped_response(client, policy, url, accept, cap)
+        .await
+        .map(|response| response.body)
+}
+
+/// A response read by [`get_capped_response`].
+#[derive(Debug)]
+pub struct CappedResponse {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// [`get_capped`], with the response's status and headers (for callers that honour
+/// `Cache-Control` or need one exact status).
+pub async fn get_capped_response(
+    client: &reqwest::Client,
+    policy: AddressPolicy,
+    url: &str,
+    accept: &str,
+    cap: usize,
+) -> Result<CappedResponse, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     policy.check_url(&parsed)?;
     let mut response = client
@@ -198,7 +221,11 @@ pub async fn get_capped(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(CappedResponse {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body,
+    })
 }
 
 /// An error with its causes (reqwest's own message hides the resolver's reason).

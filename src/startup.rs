@@ -108,6 +108,12 @@ impl Application {
                 clock.clone(),
             )
             .context("building the identity providers' HTTP client")?,
+            clients: crate::clients::Clients::new(
+                &settings.clients,
+                AddressPolicy::for_bind(&settings.server.bind),
+                clock.clone(),
+            )
+            .context("building the client metadata documents' HTTP client")?,
             audit: AuditLog::spawn(
                 storage.clone(),
                 clock.clone(),

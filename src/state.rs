@@ -50,6 +50,9 @@ pub struct AppState {
     pub cross_org: Arc<CrossOrg>,
     /// Trusted identity providers' keys, fetched and cached.
     pub federation: Arc<Federation>,
+    /// Clients of the browser and device flows: fetched metadata documents and the dynamic
+    /// registration allowance per client IP.
+    pub clients: Arc<crate::clients::Clients>,
     /// The brute-force throttle of failed authentications, and the client-IP rule.
     pub throttle: Arc<Throttle>,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.

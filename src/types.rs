@@ -158,6 +158,8 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "audit:read",
     "resources:read",
     "resources:write",
+    "clients:read",
+    "clients:write",
 ];
 
 /// A set of known scopes, rendered space-separated (RFC 6749 §3.3).

@@ -7,6 +7,7 @@
 pub mod api_key;
 pub mod audit_event;
 pub mod browser_session;
+pub mod client;
 pub mod cross_org_grant;
 pub mod device_code;
 pub mod idempotency_key;

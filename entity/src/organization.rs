@@ -16,6 +16,8 @@ pub struct Model {
     pub dpop_required: Option<bool>,
     /// Overrides the server's `dpop.nonce` when set.
     pub dpop_nonce: Option<bool>,
+    /// RFC 7591 dynamic registration at `/v1/{org}/oauth/register`: on only when `true`.
+    pub dynamic_registration: Option<bool>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@
 //! the caller with [`policy::authorize`], runs the operation and writes the audit event.
 //! Validation of names, emails and lifetimes happens here, once.
 
+pub mod clients;
 pub mod events;
 pub mod grants;
 pub mod issuers;
@@ -47,6 +48,8 @@ pub enum AdminError {
     UnknownIssuer(String),
     #[error("no resource `{0}` in this organization")]
     UnknownResource(String),
+    #[error("no client `{0}` in this organization")]
+    UnknownClient(String),
     #[error("{0}")]
     Invalid(String),
     /// The request is valid but the resource's state refuses it (409).
@@ -135,6 +138,7 @@ pub async fn create_org(
         created_at: clock.now(),
         dpop_required: None,
         dpop_nonce: None,
+        dynamic_registration: None,
     };
     storage::orgs::insert(storage, org)
         .await

@@ -1,8 +1,9 @@
 //! Client authentication with a signed JWT, `private_key_jwt` (RFC 7523 §2.2 and §3, RFC 7521
-//! §4.2): a key-pair client (an API key registered with `public_jwks`, which has no secret)
-//! proves itself with a short-lived assertion signed by one of its keys. [`authenticate`] is
-//! the one entry point; the token, revocation and introspection endpoints reach it through
-//! `oauth::client`. No HTTP types here.
+//! §4.2): a key-pair client (an API key registered with `public_jwks`, which has no secret,
+//! or a browser-flow client registered with `private_key_jwt` and its `jwks`) proves itself
+//! with a short-lived assertion signed by one of its keys. [`authenticate`] is the one entry
+//! point, for both kinds; the token, revocation and introspection endpoints reach it through
+//! `oauth::client`, browser clients through `clients::authenticate`. No HTTP types here.
 //!
 //! [`UnverifiedAssertion`] is the only place that decodes an assertion; nothing in it is
 //! trusted before its signature is checked, and revocation or expiry of the key is reported
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use entity::organization;
+use entity::{api_key, client, organization};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -100,6 +101,45 @@ pub enum AssertionError {
     ReplayStoreUnavailable,
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// The client an assertion authenticated.
+pub enum Asserted {
+    /// A key-pair API key (`key_…`) and its owner.
+    Key(Box<KeyHolder>),
+    /// A browser-flow client registered with `private_key_jwt` (`cli_…`).
+    Client(Box<client::Model>),
+}
+
+/// The client an assertion's `sub` names, with its registered keys.
+enum Subject {
+    Key(api_key::Model),
+    Client(client::Model),
+}
+
+impl Subject {
+    fn id(&self) -> &str {
+        match self {
+            Subject::Key(key) => &key.id,
+            Subject::Client(client) => &client.id,
+        }
+    }
+
+    fn stored_jwks(&self) -> Option<&str> {
+        match self {
+            Subject::Key(key) => key.public_jwks.as_deref(),
+            Subject::Client(client) => client
+                .public_jwks
+                .as_deref()
+                .filter(|_| client.auth_method == "private_key_jwt"),
+        }
+    }
+}
+
+/// Whether `id` names a client an assertion may authenticate: an API key or a registered
+/// browser client (the throttle tracks those ids).
+fn client_shaped(id: &str) -> bool {
+    is_id(id, "key") || is_id(id, "cli")
 }
 
 /// The header members read. A duplicated member is a parse error.
@@ -192,6 +232,13 @@ impl<'a> UnverifiedAssertion<'a> {
     }
 }
 
+/// The `sub` an assertion claims, NOT verified: only to route the assertion to the client
+/// it names when no `client_id` came with it; [`authenticate`] then verifies everything,
+/// this claim included.
+pub fn unverified_subject(assertion: &str) -> Option<String> {
+    UnverifiedAssertion::parse(assertion).ok().map(|a| a.sub)
+}
+
 /// A NumericDate (RFC 7519 §2), whole seconds (a fractional one is truncated).
 fn numeric_date(value: &Option<Value>) -> Option<Option<i64>> {
     match value {
@@ -248,7 +295,8 @@ impl AssertionError {
 ///    toward it);
 /// 3. `iss` = `sub` (RFC 7523 §3 items 1–2), and `client_id`, when sent, equals them
 ///    (RFC 7521 §4.2);
-/// 4. `sub` is a key-pair client of `org`;
+/// 4. `sub` is a key-pair client of `org`: an API key registered with `public_jwks`, or a
+///    browser client registered with `private_key_jwt`;
 /// 5. `alg` is a public-key algorithm (never `none` or HMAC); `kid` selects one of the
 ///    client's keys (required when it has several), and `alg` is one that key takes;
 /// 6. `aud` is, or contains, the issuer or one of its OAuth endpoint URLs (item 3);
@@ -256,7 +304,7 @@ impl AssertionError {
 ///    (plus the leeway) ahead (item 4); `nbf` and `iat`, when present, not in the future
 ///    beyond the leeway (items 5–6); `jti` present (item 7);
 /// 8. the signature verifies with the selected key (item 9);
-/// 9. the key is neither revoked nor expired, and its owner is enabled;
+/// 9. for an API key: the key is neither revoked nor expired, and its owner is enabled;
 /// 10. `jti` is used for the first time by this client: recorded in the DPoP replay store
 ///     until the assertion could no longer be accepted (on any node: `dpop.clock_skew`),
 ///     last, so a bad assertion never fills the store. A store that cannot record it
@@ -267,10 +315,10 @@ pub async fn authenticate(
     assertion: &str,
     client_id: Option<&str>,
     ip: Option<&str>,
-) -> Result<KeyHolder, AssertionError> {
+) -> Result<Asserted, AssertionError> {
     // 1.
     let unverified = UnverifiedAssertion::parse(assertion)?;
-    let key_id = Some(unverified.sub.as_str()).filter(|id| is_id(id, "key"));
+    let key_id = Some(unverified.sub.as_str()).filter(|id| client_shaped(id));
     // 2.
     state
         .throttle
@@ -292,7 +340,7 @@ async fn verify(
     org: &organization::Model,
     assertion: &UnverifiedAssertion<'_>,
     client_id: Option<&str>,
-) -> Result<KeyHolder, AssertionError> {
+) -> Result<Asserted, AssertionError> {
     // 3.
     if assertion.iss != assertion.sub {
         return Err(AssertionError::IssNotSub);
@@ -301,16 +349,22 @@ async fn verify(
         return Err(AssertionError::ClientIdMismatch);
     }
     // 4.
-    let key = storage::api_keys::get(&state.storage, &org.id, &assertion.sub)
-        .await?
-        .ok_or(AssertionError::UnknownClient)?;
-    let jwks = key
-        .public_jwks
-        .as_deref()
+    let subject = if is_id(&assertion.sub, "cli") {
+        storage::clients::get(&state.storage, &org.id, &assertion.sub)
+            .await?
+            .map(Subject::Client)
+    } else {
+        storage::api_keys::get(&state.storage, &org.id, &assertion.sub)
+            .await?
+            .map(Subject::Key)
+    }
+    .ok_or(AssertionError::UnknownClient)?;
+    let jwks = subject
+        .stored_jwks()
         .map(ClientJwks::from_stored)
         .transpose()
         .map_err(|e| {
-            tracing::error!(key_id = %key.id, error = %e, "a stored public_jwks does not parse");
+            tracing::error!(client_id = %subject.id(), error = %e, "a stored public JWK Set does not parse");
             AssertionError::UnknownClient
         })?
         .ok_or(AssertionError::UnknownClient)?;
@@ -376,16 +430,26 @@ async fn verify(
         return Err(AssertionError::BadSignature);
     }
     // 9.
-    if key.revoked_at.is_some_and(|t| t <= now_at) {
-        return Err(AssertionError::Revoked);
-    }
-    if key.expires_at <= now_at {
-        return Err(AssertionError::KeyExpired);
-    }
-    let owner = storage::users::get(&state.storage, &org.id, &key.user_id)
-        .await?
-        .filter(|u| !u.disabled && u.deleted_at.is_none())
-        .ok_or(AssertionError::OwnerDisabled)?;
+    let asserted = match subject {
+        Subject::Key(key) => {
+            if key.revoked_at.is_some_and(|t| t <= now_at) {
+                return Err(AssertionError::Revoked);
+            }
+            if key.expires_at <= now_at {
+                return Err(AssertionError::KeyExpired);
+            }
+            let owner = storage::users::get(&state.storage, &org.id, &key.user_id)
+                .await?
+                .filter(|u| !u.disabled && u.deleted_at.is_none())
+                .ok_or(AssertionError::OwnerDisabled)?;
+            Asserted::Key(Box::new(KeyHolder { key, owner }))
+        }
+        Subject::Client(client) => Asserted::Client(Box::new(client)),
+    };
+    let replay_id = match &asserted {
+        Asserted::Key(holder) => holder.key.id.as_str(),
+        Asserted::Client(client) => client.id.as_str(),
+    };
     // 10. Remembered while `exp` (with the leeway) still admits it, on any node, plus 1 s
     // because NumericDates are whole seconds.
     let left = u64::try_from(exp.saturating_add(leeway).saturating_sub(now)).unwrap_or(0);
@@ -394,7 +458,7 @@ async fn verify(
         .saturating_add(Duration::from_secs(1));
     let fresh = state
         .dpop
-        .remember(assertion_replay_key(&key.id, jti), ttl)
+        .remember(assertion_replay_key(replay_id, jti), ttl)
         .await
         .map_err(|err| {
             tracing::warn!(error = %err, "client assertion refused: the replay store cannot record it");
@@ -403,7 +467,7 @@ async fn verify(
     if !fresh {
         return Err(AssertionError::Replayed);
     }
-    Ok(KeyHolder { key, owner })
+    Ok(asserted)
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub enum CrossOrgError {
 /// The application's clock as governor's time source: nanoseconds since the Unix epoch
 /// (a clock set before 1970 reads as 0; governor saturates when time goes backwards).
 #[derive(Clone, Debug)]
-struct AppClock(Arc<dyn Clock>);
+pub(crate) struct AppClock(pub(crate) Arc<dyn Clock>);
 
 impl GovernorClock for AppClock {
     type Instant = Nanos;

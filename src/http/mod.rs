@@ -9,6 +9,7 @@ mod handlers;
 mod oauth;
 mod openapi;
 pub mod pages;
+mod register;
 pub mod request_id;
 mod schema;
 
@@ -211,7 +212,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/resources/{id}/protected-resource-metadata")
                         .route(web::get().to(admin::resource_metadata)),
-                ),
+                )
+                .service(
+                    resource("/clients")
+                        .route(web::get().to(admin::list_clients))
+                        .route(web::post().to(admin::create_client)),
+                )
+                .service(
+                    resource("/clients/{id}")
+                        .route(web::get().to(admin::get_client))
+                        .route(web::delete().to(admin::delete_client)),
+                )
+                .service(resource("/oauth/register").route(web::post().to(register::register))),
         )
         .default_service(web::to(handlers::not_found));
 }

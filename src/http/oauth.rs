@@ -276,7 +276,7 @@ pub async fn metadata(
     state: web::Data<AppState>,
     org: web::Path<String>,
 ) -> Result<HttpResponse, super::ApiError> {
-    crate::storage::orgs::by_slug(&state.storage, &org)
+    let org = crate::storage::orgs::by_slug(&state.storage, &org)
         .await?
         .ok_or_else(|| {
             super::ApiError::new(

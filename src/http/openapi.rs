@@ -16,6 +16,7 @@ use super::admin;
 use super::error::ApiError;
 use super::handlers;
 use super::oauth;
+use super::register;
 use super::schema;
 use crate::state::AppState;
 use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
@@ -64,6 +65,11 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         admin::update_resource,
         admin::delete_resource,
         admin::resource_metadata,
+        admin::list_clients,
+        admin::create_client,
+        admin::get_client,
+        admin::delete_client,
+        register::register,
         handlers::healthz,
         handlers::readyz,
     ),
@@ -85,6 +91,7 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         (name = "Cross-organization access", description = "Grants that let users of another organization in"),
         (name = "Trusted identity providers", description = "External OpenID providers whose tokens identify users"),
         (name = "Protected resources", description = "APIs and MCP servers the organization issues tokens for (RFC 8707 `resource`, RFC 9728 metadata)"),
+        (name = "Clients", description = "Clients of the browser and device flows: registered by admins (RFC 7591 dynamic registration is under OAuth)"),
         (name = "Operations", description = "Health and readiness"),
     ),
 )]

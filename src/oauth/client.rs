@@ -14,7 +14,7 @@ use entity::organization;
 
 use super::form::Params;
 use super::{ErrorCode, OAuthError};
-use crate::auth::client_assertion::{self, ASSERTION_TYPE, AssertionError};
+use crate::auth::client_assertion::{self, ASSERTION_TYPE, Asserted, AssertionError};
 use crate::auth::credential::{self, CredentialError, KeyHolder};
 use crate::ids::is_id;
 use crate::keys::api_key::PlainApiKey;
@@ -149,9 +149,12 @@ pub async fn authenticate(
     let secret = match &presented.proof {
         Proof::Assertion(jwt) => {
             let client_id = presented.client_id.as_deref();
-            return client_assertion::authenticate(state, org, jwt, client_id, ip)
-                .await
-                .map_err(assertion_error);
+            return match client_assertion::authenticate(state, org, jwt, client_id, ip).await {
+                Ok(Asserted::Key(holder)) => Ok(*holder),
+                // A browser client's assertion: not a client of these endpoints.
+                Ok(Asserted::Client(_)) => Err(assertion_error(AssertionError::UnknownClient)),
+                Err(e) => Err(assertion_error(e)),
+            };
         }
         Proof::Secret(secret) => secret,
     };
@@ -214,8 +217,9 @@ pub enum Identified {
 }
 
 /// Identifies the client of a request: an API key client (`key_…`) by its usual client
-/// authentication; any other `client_id` by [`crate::clients::authenticate`] (a public
-/// client sends only its `client_id` in the form).
+/// authentication; any other `client_id` by [`crate::clients::authenticate`]. A public
+/// client sends only its `client_id` in the form (OAuth 2.1 §2.4.1, RFC 6749 §4.1.3); a
+/// client assertion sent without `client_id` names its client by its `sub` (RFC 7521 §4.2).
 pub async fn identify(
     state: &AppState,
     org: &organization::Model,
@@ -223,12 +227,29 @@ pub async fn identify(
     params: &Params,
     ip: Option<&str>,
 ) -> Result<Identified, OAuthError> {
-    let presented = presented(authorization, params)?;
+    let has_basic = authorization
+        .and_then(|h| h.split_once(' '))
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"));
+    let bare = !has_basic
+        && ["client_secret", "client_assertion", "client_assertion_type"]
+            .iter()
+            .all(|p| params.get(p).is_none());
+    let presented = if bare {
+        None
+    } else {
+        presented(authorization, params)?
+    };
     let client_id = presented
         .as_ref()
         .and_then(Presented::client_id)
         .or_else(|| params.get("client_id"))
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| {
+            presented
+                .as_ref()
+                .and_then(Presented::assertion)
+                .and_then(client_assertion::unverified_subject)
+        });
     let basic = presented.as_ref().is_some_and(|p| p.basic);
     match (client_id, &presented) {
         (Some(id), _) if !is_id(&id, "key") => {
@@ -237,6 +258,10 @@ pub async fn identify(
                 .map(Identified::Client)
                 .map_err(|e| match e {
                     crate::clients::ClientError::Storage(e) => e.into(),
+                    crate::clients::ClientError::Assertion(e) => assertion_error(e),
+                    crate::clients::ClientError::Throttled { retry_after } => {
+                        OAuthError::rate_limited(retry_after)
+                    }
                     other => OAuthError::new(ErrorCode::InvalidClient, other.to_string())
                         .with_basic(basic),
                 })

@@ -1,6 +1,8 @@
 //! RFC 8414 authorization server metadata of an organization. `issuer` is exactly the
-//! `iss` of its tokens; every endpoint named here exists.
+//! `iss` of its tokens; every endpoint named here exists (`registration_endpoint` only
+//! while the organization has RFC 7591 dynamic registration on).
 
+use entity::organization;
 use serde_json::{Value, json};
 
 use crate::auth::dpop::ALGS;
@@ -8,8 +10,8 @@ use crate::keys::client_jwks::AssertionAlg;
 use crate::state::AppState;
 use crate::types::KNOWN_SCOPES;
 
-pub fn document(state: &AppState, org_slug: &str) -> Value {
-    let issuer = state.issuer(org_slug);
+pub fn document(state: &AppState, org: &organization::Model) -> Value {
+    let issuer = state.issuer(&org.slug);
     let auth_methods = [
         "client_secret_basic",
         "client_secret_post",
@@ -17,7 +19,7 @@ pub fn document(state: &AppState, org_slug: &str) -> Value {
     ];
     // RFC 8414 §2: the algorithms of `private_key_jwt` assertions; never `none`.
     let assertion_algs: Vec<&str> = AssertionAlg::ALL.iter().map(|a| a.as_str()).collect();
-    json!({
+    let mut document = json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth/token"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
@@ -35,5 +37,13 @@ pub fn document(state: &AppState, org_slug: &str) -> Value {
         "dpop_signing_alg_values_supported": ALGS.split(' ').collect::<Vec<_>>(),
         "scopes_supported": KNOWN_SCOPES,
         "service_documentation": format!("{}/docs", state.public_url),
-    })
+        // draft-ietf-oauth-client-id-metadata-document §5: a `client_id` may be the URL of
+        // the client's metadata document.
+        "client_id_metadata_document_supported": true,
+    });
+    // RFC 8414 §2, RFC 7591 §3: only while the organization has dynamic registration on.
+    if org.dynamic_registration == Some(true) {
+        document["registration_endpoint"] = json!(format!("{issuer}/oauth/register"));
+    }
+    document
 }

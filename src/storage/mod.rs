@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod browser_sessions;
+pub mod clients;
 pub mod cross_org_grants;
 pub mod device_codes;
 pub mod idempotency;

@@ -229,7 +229,7 @@ pub async fn get(
 
 /// Sessions not revoked by `at`: never revoked, or due to end later (a rotated key's grace
 /// period), which a revocation at `at` brings forward.
-fn not_ended_by(at: DateTime<Utc>) -> Condition {
+pub(super) fn not_ended_by(at: DateTime<Utc>) -> Condition {
     Condition::any()
         .add(session::Column::RevokedAt.is_null())
         .add(session::Column::RevokedAt.gt(at))

@@ -92,6 +92,7 @@ impl TestDatabase {
             resource,
             browser_session,
             login_challenge,
+            client,
             device_code,
             user_code_attempt,
         );

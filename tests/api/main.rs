@@ -10,6 +10,7 @@ mod admin_helpers;
 mod binary;
 mod cli;
 mod client_assertion;
+mod clients;
 mod cross_org;
 mod device;
 mod dpop_cli;

@@ -77,6 +77,11 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
             "GET",
             "/v1/{org}/resources/{id}/protected-resource-metadata",
         ),
+        ("GET", "/v1/{org}/clients"),
+        ("POST", "/v1/{org}/clients"),
+        ("GET", "/v1/{org}/clients/{id}"),
+        ("DELETE", "/v1/{org}/clients/{id}"),
+        ("POST", "/v1/{org}/oauth/register"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
     ] {
@@ -86,7 +91,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         );
     }
     // And nothing is documented that the server does not answer.
-    assert_eq!(operations.len(), 38, "{operations:?}");
+    assert_eq!(operations.len(), 43, "{operations:?}");
 
     let signin = &doc["paths"]["/v1/{org}/user/signin_with_api_key"]["post"];
     let headers: Vec<&str> = signin["parameters"]

@@ -46,7 +46,7 @@ async fn signin_returns_the_documented_body_and_no_store_headers() {
     assert!(session_id.starts_with("ses_"));
     assert_eq!(
         body["scope"],
-        "audit:read keys:read keys:write resources:read resources:write sessions:write users:read users:write"
+        "audit:read clients:read clients:write keys:read keys:write resources:read resources:write sessions:write users:read users:write"
     );
     let claims = claims_of(body["id_token"].as_str().unwrap());
     assert_eq!(claims["sid"], session_id);

@@ -100,6 +100,9 @@ pub enum Action {
     ResourcesRead,
     /// Registering, changing or removing a protected resource (RFC 8707).
     ResourcesWrite,
+    ClientsRead,
+    /// Registering or deleting a client of the browser and device flows.
+    ClientsWrite,
 }
 
 impl Action {
@@ -124,6 +127,8 @@ impl Action {
             Action::IssuersWrite => "trusted_issuers.write",
             Action::ResourcesRead => "resources.read",
             Action::ResourcesWrite => "resources.write",
+            Action::ClientsRead => "clients.read",
+            Action::ClientsWrite => "clients.write",
         }
     }
 
@@ -145,6 +150,8 @@ impl Action {
             Action::AuditRead => "audit:read",
             Action::ResourcesRead => "resources:read",
             Action::ResourcesWrite => "resources:write",
+            Action::ClientsRead => "clients:read",
+            Action::ClientsWrite => "clients:write",
         }
     }
 }
@@ -179,6 +186,8 @@ pub enum Target<'a> {
     Issuer { id: Option<&'a str> },
     /// A protected resource (`id: None`: one about to be registered).
     Resource { id: Option<&'a str> },
+    /// A client of the browser and device flows (`id: None`: one about to be registered).
+    Client { id: Option<&'a str> },
 }
 
 impl Target<'_> {
@@ -199,6 +208,7 @@ impl Target<'_> {
             Target::Grant { id } => (Some("cross_org_grant"), id.map(str::to_owned)),
             Target::Issuer { id } => (Some("trusted_issuer"), id.map(str::to_owned)),
             Target::Resource { id } => (Some("resource"), id.map(str::to_owned)),
+            Target::Client { id } => (Some("client"), id.map(str::to_owned)),
         }
     }
 }
@@ -337,7 +347,8 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 Target::NewUser { .. }
                 | Target::Grant { .. }
                 | Target::Issuer { .. }
-                | Target::Resource { .. } => false,
+                | Target::Resource { .. }
+                | Target::Client { .. } => false,
             };
             match action {
                 Action::KeysRead
@@ -368,7 +379,9 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 | Action::IssuersRead
                 | Action::IssuersWrite
                 | Action::ResourcesRead
-                | Action::ResourcesWrite => Err(deny(
+                | Action::ResourcesWrite
+                | Action::ClientsRead
+                | Action::ClientsWrite => Err(deny(
                     "only an owner or admin of the organization can do this",
                 )),
                 _ => Err(deny(

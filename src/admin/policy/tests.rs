@@ -11,6 +11,7 @@ fn actor(role: Role) -> Actor {
             created_at: chrono::DateTime::UNIX_EPOCH,
             dpop_required: None,
             dpop_nonce: None,
+            dynamic_registration: None,
         },
         user_id: "usr_me".into(),
         role,
@@ -156,6 +157,21 @@ fn role_matrix() {
         (
             Action::ResourcesWrite,
             Target::Resource { id: None },
+            [true, true, false, false],
+        ),
+        (
+            Action::ClientsRead,
+            Target::Listing,
+            [true, true, false, false],
+        ),
+        (
+            Action::ClientsRead,
+            Target::Client { id: Some("cli_x") },
+            [true, true, false, false],
+        ),
+        (
+            Action::ClientsWrite,
+            Target::Client { id: None },
             [true, true, false, false],
         ),
     ];

@@ -21,6 +21,7 @@ use crate::idempotency::{self, Begin};
 use crate::state::AppState;
 use crate::storage::page::{Page, PageRequest};
 
+mod clients;
 mod events;
 mod grants;
 mod issuers;
@@ -29,6 +30,7 @@ mod resources;
 mod sessions;
 mod users;
 
+pub use clients::*;
 pub use events::*;
 pub use grants::*;
 pub use issuers::*;
@@ -177,7 +179,8 @@ impl From<AdminError> for ApiError {
             | AdminError::UnknownSession(_)
             | AdminError::UnknownGrant(_)
             | AdminError::UnknownIssuer(_)
-            | AdminError::UnknownResource(_) => ApiError::not_found(err.to_string()),
+            | AdminError::UnknownResource(_)
+            | AdminError::UnknownClient(_) => ApiError::not_found(err.to_string()),
             AdminError::Invalid(message) => ApiError::invalid_request(message),
             AdminError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)

@@ -49,6 +49,10 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/v1/{org}/resources/{id}/protected-resource-metadata",
         "resources:read",
     ),
+    ("GET", "/v1/{org}/clients", "clients:read"),
+    ("POST", "/v1/{org}/clients", "clients:write"),
+    ("GET", "/v1/{org}/clients/{id}", "clients:read"),
+    ("DELETE", "/v1/{org}/clients/{id}", "clients:write"),
 ];
 
 /// Protected routes that need no scope: any valid token of the organization may call them.
@@ -62,6 +66,7 @@ struct Targets {
     grant: String,
     issuer: String,
     resource: String,
+    client: String,
 }
 
 impl Targets {
@@ -79,6 +84,8 @@ impl Targets {
             &self.issuer
         } else if template.starts_with("/v1/{org}/resources/") {
             &self.resource
+        } else if template.starts_with("/v1/{org}/clients/") {
+            &self.client
         } else {
             ""
         };
@@ -100,6 +107,9 @@ impl Targets {
                 Some(json!({"uri": "https://narrow.example/mcp", "name": "narrow"}))
             }
             ("PATCH", "/v1/{org}/resources/{id}") => Some(json!({"name": "renamed"})),
+            ("POST", "/v1/{org}/clients") => Some(json!({
+                "client_name": "narrow", "redirect_uris": ["https://narrow.example/cb"],
+            })),
             _ => None,
         }
     }
@@ -321,6 +331,14 @@ async fn a_token_without_the_routes_scope_is_refused_on_every_admin_route() {
         )
         .await;
     resource.expect(StatusCode::CREATED);
+    let client = app
+        .post_as(
+            &owner.token,
+            "/v1/default/clients",
+            &json!({"client_name": "agent", "redirect_uris": ["https://agent.example/cb"]}),
+        )
+        .await;
+    client.expect(StatusCode::CREATED);
     let targets = Targets {
         member_user: member.user_id.clone(),
         member_key: member.api_key_id.clone(),
@@ -328,6 +346,7 @@ async fn a_token_without_the_routes_scope_is_refused_on_every_admin_route() {
         grant: grant.str("id"),
         issuer: issuer.str("id"),
         resource: resource.str("id"),
+        client: client.str("client_id"),
     };
 
     let tokens = narrow_tokens(&app, &owner).await;
@@ -425,6 +444,8 @@ async fn a_token_without_the_routes_scope_is_refused_on_every_admin_route() {
     let resources = app.list_page(&owner.token, "/v1/default/resources").await;
     assert_eq!(resources.len(), 1, "no resource was created or removed");
     assert_eq!(resources[0]["name"], "mcp", "no resource was changed");
+    let clients = app.list_page(&owner.token, "/v1/default/clients").await;
+    assert_eq!(clients.len(), 1, "no client was created or deleted");
     assert_eq!(
         app.list_page(&owner.token, "/v1/default/cross_org_grants")
             .await
