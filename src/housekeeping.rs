@@ -3,9 +3,10 @@
 //! `housekeeping.session_retention`, revocations of access tokens past their `exp` plus the
 //! leeway, expired `Idempotency-Key` records, browser sessions past their expiry plus
 //! `housekeeping.session_retention`, login challenges (one-time codes) once they have
-//! expired and left the throttle's `login.window`, audit events older than
-//! `audit.retention`, device authorization requests (RFC 8628) a day past their expiry, and
-//! wrong user codes older than the throttle's window (`device.user_code_window`).
+//! expired and left the throttle's `login.window`, authorization codes expired longer than
+//! `tokens.refresh_ttl`, audit events older than `audit.retention`, device authorization
+//! requests (RFC 8628) a day past their expiry, and wrong user codes older than the
+//! throttle's window (`device.user_code_window`).
 //! It owns no query (those are in `storage`) and decides nothing about live rows.
 //!
 //! Why these cutoffs (docs/architecture.md, "Housekeeping"):
@@ -16,6 +17,9 @@
 //!   session answers exactly like an ended one (401 `invalid_token`, 400 `invalid_grant`).
 //!   Used refresh tokens of live sessions stay: they are what detects a reuse.
 //! - A revoked access token is accepted by nobody after `exp` + `tokens.leeway`.
+//! - An authorization code is kept after its expiry as long as the session its use opened
+//!   may live (`tokens.refresh_ttl`), so that a late second use still revokes that session
+//!   (RFC 6749 §4.1.2).
 //! - A device code past its expiry gives no tokens any more; it is kept for
 //!   [`DEVICE_CODE_RETENTION`] so that a device polling late hears `expired_token` (or
 //!   `access_denied`) rather than `invalid_grant`. A wrong user code stops counting at the
@@ -42,6 +46,7 @@ pub struct Purged {
     pub idempotency_keys: u64,
     pub browser_sessions: u64,
     pub login_challenges: u64,
+    pub authorization_codes: u64,
     pub audit_events: u64,
     pub device_codes: u64,
     pub user_code_attempts: u64,
@@ -88,6 +93,7 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     // A challenge still counts towards the sign-in throttle for `login.window` after it
     // was made (it expires sooner), so it is kept that long after its expiry.
     let challenges_cutoff = before(now, settings.login.window);
+    let codes_cutoff = before(now, settings.tokens.refresh_ttl);
     let device_cutoff = before(now, DEVICE_CODE_RETENTION);
     let attempts_cutoff = before(now, settings.device.user_code_window);
     Ok(Purged {
@@ -113,6 +119,10 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
         .await?,
         login_challenges: drain(limit, pause, |n| {
             storage::login_challenges::purge_expired(db, challenges_cutoff, n)
+        })
+        .await?,
+        authorization_codes: drain(limit, pause, |n| {
+            storage::authorization_codes::purge_expired(db, codes_cutoff, n)
         })
         .await?,
         // `audit.retention = "0s"` keeps the audit log forever, never "delete everything".

@@ -6,8 +6,10 @@
 
 pub mod api_key;
 pub mod audit_event;
+pub mod authorization_code;
 pub mod browser_session;
 pub mod client;
+pub mod consent;
 pub mod cross_org_grant;
 pub mod device_code;
 pub mod idempotency_key;

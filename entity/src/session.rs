@@ -1,4 +1,4 @@
-//! A session: created at sign-in, lives as long as its refresh tokens may.
+//! A session: created at sign-in (or by a grant), lives as long as its refresh tokens may.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -10,7 +10,9 @@ pub struct Model {
     pub org_id: String,
     /// The user the session acts as (the token's `sub`).
     pub user_id: String,
-    /// The key that signed in (the token's `client_id`).
+    /// The session's client (the token's `client_id`): the API key that signed in
+    /// (`key_…`), or the browser client a person approved (`cli_…`, or the URL of a Client
+    /// ID Metadata Document) for the authorization code and device flows.
     pub api_key_id: String,
     /// Set when the key's owner acts for another user (the token's `act.sub`).
     pub actor_user_id: Option<String>,

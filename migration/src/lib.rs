@@ -18,6 +18,7 @@ mod m20261202_000050_key_resource_scopes;
 mod m20261207_000010_browser_sessions;
 mod m20261207_000015_login_codes;
 mod m20261207_000020_clients;
+mod m20261207_000030_authorization_codes;
 mod m20261207_000040_device_codes;
 
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_browser_sessions::Migration),
             Box::new(m20261207_000015_login_codes::Migration),
             Box::new(m20261207_000020_clients::Migration),
+            Box::new(m20261207_000030_authorization_codes::Migration),
             Box::new(m20261207_000040_device_codes::Migration),
         ]
     }

@@ -5,6 +5,7 @@
 //! Validation of names, emails and lifetimes happens here, once.
 
 pub mod clients;
+pub mod consents;
 pub mod events;
 pub mod grants;
 pub mod issuers;

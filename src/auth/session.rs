@@ -1,6 +1,8 @@
 //! Sessions and the tokens issued for them: opening a session (with its first refresh
 //! token), deriving a rotated refresh token's successor, signing access tokens, and who may
-//! keep acting for whom. Nothing outlives the API key: not the session, not an access token.
+//! keep acting for whom. A session's client is an API key or a browser client a person
+//! approved (authorization code, device flow). Nothing outlives the API key: not the
+//! session, not an access token; a browser client's session lasts `tokens.refresh_ttl`.
 
 use std::time::Duration;
 
@@ -44,10 +46,48 @@ pub struct Opened {
     pub refresh_token: PlainRefreshToken,
 }
 
+/// The client of a session: the token's `client_id`, and what bounds the session's life.
+#[derive(Clone, Copy, Debug)]
+pub enum SessionClient<'a> {
+    /// An API key (sign-in, `client_credentials`, …): nothing of the session outlives it.
+    Key(&'a api_key::Model),
+    /// A browser client (`cli_…` or a Client ID Metadata Document URL) a person approved:
+    /// the session's subject is that person, with no actor.
+    Browser(&'a str),
+}
+
+impl SessionClient<'_> {
+    /// The token's `client_id`, stored in `sessions.api_key_id`.
+    pub fn id(&self) -> &str {
+        match self {
+            SessionClient::Key(key) => &key.id,
+            SessionClient::Browser(client_id) => client_id,
+        }
+    }
+
+    /// When the client stops being able to hold tokens, if it ever does (a key's end).
+    fn end(&self) -> Option<DateTime<Utc>> {
+        match self {
+            SessionClient::Key(key) => Some(key_end(key)),
+            SessionClient::Browser(_) => None,
+        }
+    }
+}
+
+/// Whether `session`'s client is an API key (else a browser client).
+pub fn is_key_client(session: &session::Model) -> bool {
+    is_key_client_id(&session.api_key_id)
+}
+
+/// Whether a session's client id (`sessions.api_key_id`) is an API key's.
+pub fn is_key_client_id(client_id: &str) -> bool {
+    crate::ids::is_id(client_id, "key")
+}
+
 /// What a new session is for.
 pub struct NewSession<'a> {
     pub org: &'a organization::Model,
-    pub key: &'a api_key::Model,
+    pub client: SessionClient<'a>,
     pub user_id: String,
     pub actor: Option<String>,
     pub dpop_jkt: Option<String>,
@@ -127,13 +167,27 @@ pub fn new_refresh_token(
 }
 
 pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, SessionError> {
+    open_as(state, new_id("ses"), new).await
+}
+
+/// [`open`] with the session id chosen by the caller (an authorization code records the id
+/// of the session it opens before opening it, so that a reuse can revoke it).
+pub async fn open_as(
+    state: &AppState,
+    id: String,
+    new: NewSession<'_>,
+) -> Result<Opened, SessionError> {
     let now = state.clock.now();
-    let session_end = add(now, state.settings.tokens.refresh_ttl).min(key_end(new.key));
+    let refresh_end = add(now, state.settings.tokens.refresh_ttl);
+    let session_end = new
+        .client
+        .end()
+        .map_or(refresh_end, |end| refresh_end.min(end));
     let session = session::Model {
-        id: new_id("ses"),
+        id,
         org_id: new.org.id.clone(),
         user_id: new.user_id,
-        api_key_id: new.key.id.clone(),
+        api_key_id: new.client.id().to_owned(),
         actor_user_id: new.actor,
         dpop_jkt: new.dpop_jkt,
         scope: new.scope,
@@ -144,10 +198,12 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
         resources: new.target.as_ref().map(Target::stored),
     };
     let (refresh_token, row) = new_refresh_token(state, &session, now);
-    let touch_key = new
-        .key
-        .last_used_at
-        .is_none_or(|t| now - t >= LAST_USED_PRECISION);
+    let touch_key = match new.client {
+        SessionClient::Key(key) => key
+            .last_used_at
+            .is_none_or(|t| now - t >= LAST_USED_PRECISION),
+        SessionClient::Browser(_) => false,
+    };
     // Group commit: answered once the batch holding these rows is committed.
     let refused = state
         .sessions
@@ -164,7 +220,7 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
     let access = access_token(
         state,
         new.org,
-        new.key,
+        new.client,
         &session,
         &session.scope,
         target,
@@ -183,7 +239,7 @@ pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, Sessi
 pub async fn access_token(
     state: &AppState,
     org: &organization::Model,
-    key: &api_key::Model,
+    client: SessionClient<'_>,
     session: &session::Model,
     scope: &str,
     target: Option<&Target>,
@@ -194,7 +250,8 @@ pub async fn access_token(
         .map_or(state.settings.tokens.access_ttl, |cap| {
             cap.min(state.settings.tokens.access_ttl)
         });
-    let expires_at = add(now, ttl).min(key_end(key)).min(session.expires_at);
+    let expires_at = add(now, ttl).min(session.expires_at);
+    let expires_at = client.end().map_or(expires_at, |end| expires_at.min(end));
     let issuer = state.issuer(&org.slug);
     let claims = AccessClaims {
         aud: match target {
@@ -206,7 +263,7 @@ pub async fn access_token(
         exp: expires_at.timestamp(),
         iat: now.timestamp(),
         jti: new_id("at"),
-        client_id: key.id.clone(),
+        client_id: client.id().to_owned(),
         scope: scope.to_owned(),
         sid: session.id.clone(),
         org: org.slug.clone(),

@@ -120,6 +120,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/user/me").route(web::get().to(handlers::me)))
                 .service(
+                    resource("/oauth/authorize")
+                        .route(web::get().to(pages::authorize::show))
+                        .route(web::post().to(pages::authorize::decide)),
+                )
+                .service(
                     resource("/login")
                         .route(web::get().to(pages::login::page_get))
                         .route(web::post().to(pages::login::request_code)),
@@ -174,6 +179,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(admin::get_user))
                         .route(web::patch().to(admin::update_user))
                         .route(web::delete().to(admin::delete_user)),
+                )
+                .service(
+                    resource("/users/{id}/consents")
+                        .route(web::get().to(admin::list_consents))
+                        .route(web::delete().to(admin::revoke_consents)),
                 )
                 .service(resource("/sessions").route(web::get().to(admin::list_sessions)))
                 .service(resource("/sessions/{id}").route(web::delete().to(admin::revoke_session)))

@@ -130,7 +130,7 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
 /// `POST /v1/{org}/oauth/token`.
 #[utoipa::path(
     post, path = "/v1/{org}/oauth/token", tag = "OAuth", summary = "Token endpoint (RFC 6749)",
-    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; or, for a key-pair client, `client_assertion_type` + `client_assertion`, a JWT signed by one of its registered keys; optional `scope`, `user_id`) or `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound). A `DPoP` header binds the tokens. `resource` (RFC 8707, repeatable) asks for a token for registered protected resources (`invalid_target` otherwise).",
+    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; or, for a key-pair client, `client_assertion_type` + `client_assertion`, a JWT signed by one of its registered keys; optional `scope`, `user_id`), `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound; a browser client's refresh token needs its `client_id`, and its authentication when confidential) or `grant_type=authorization_code` (`code` from the authorization endpoint, the same `redirect_uri`, `code_verifier` (PKCE, RFC 7636); the client that asked for the code: a public client sends its `client_id`, a confidential one authenticates; a DPoP proof by the `dpop_jkt` key when the authorization request sent one). A `DPoP` header binds the tokens. `resource` (RFC 8707, repeatable) asks for a token for registered protected resources (`invalid_target` otherwise).",
     params(OrgPath, ("DPoP" = Option<String>, Header, description = "An RFC 9449 proof for this request")),
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ()),
@@ -294,10 +294,19 @@ pub async fn metadata(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct TokenForm {
-    /// `client_credentials`, `refresh_token` or `urn:ietf:params:oauth:grant-type:device_code`.
+    /// `client_credentials`, `refresh_token`, `authorization_code` or
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
     grant_type: String,
     /// With `refresh_token`.
     refresh_token: Option<String>,
+    /// With `authorization_code`: the code the authorization endpoint returned (single-use,
+    /// 60 seconds).
+    code: Option<String>,
+    /// With `authorization_code`: exactly the authorization request's `redirect_uri`.
+    redirect_uri: Option<String>,
+    /// With `authorization_code`: the PKCE verifier (RFC 7636 §4.1: 43 to 128 characters of
+    /// `A-Z a-z 0-9 - . _ ~`) whose S256 challenge the authorization request sent.
+    code_verifier: Option<String>,
     /// With the device code grant (RFC 8628 §3.4): the `device_code` of the device
     /// authorization response. Until the person decides: `authorization_pending`, or
     /// `slow_down` when polled sooner than the interval (which then grows by 5 s); then the
@@ -312,7 +321,8 @@ pub struct TokenForm {
     /// of the session's resources.
     resource: Option<Vec<String>>,
     /// The API key id, when not sent with HTTP Basic (optional with `client_assertion`:
-    /// then it must equal the assertion's `sub`).
+    /// then it must equal the assertion's `sub`); a browser client's id (`cli_…` or its
+    /// metadata document URL), alone for a public client.
     client_id: Option<String>,
     /// The API key secret, when not sent with HTTP Basic.
     client_secret: Option<String>,

@@ -48,6 +48,8 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         admin::get_user,
         admin::update_user,
         admin::delete_user,
+        admin::list_consents,
+        admin::revoke_consents,
         admin::list_sessions,
         admin::revoke_session,
         admin::list_events,

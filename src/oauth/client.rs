@@ -128,6 +128,9 @@ pub fn presented(
                 basic: false,
             })),
             (None, None) => Ok(None),
+            // A public browser client names itself with `client_id` alone (RFC 6749 §2.3,
+            // §3.2.1); an API key client always authenticates.
+            (Some(id), None) if !is_id(id, "key") => Ok(None),
             _ => Err(OAuthError::new(
                 ErrorCode::InvalidClient,
                 "client_id and client_secret are both required",
@@ -207,6 +210,29 @@ pub async fn require(
         .with_basic(true)
     })?;
     authenticate(state, org, &presented, ip).await
+}
+
+/// Whether the client a request names (the Basic user name, the form's `client_id`) is a
+/// browser client: an id that is not an API key's. Such a request is identified with
+/// [`identify`]; others authenticate an API key client as before browser clients existed.
+pub fn names_browser_client(
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<bool, OAuthError> {
+    let presented = presented(authorization, params)?;
+    let named = presented
+        .as_ref()
+        .and_then(Presented::client_id)
+        .or_else(|| params.get("client_id"))
+        .map(str::to_owned)
+        // A lone assertion names its client by its `sub`, as in `identify`.
+        .or_else(|| {
+            presented
+                .as_ref()
+                .and_then(Presented::assertion)
+                .and_then(client_assertion::unverified_subject)
+        });
+    Ok(named.is_some_and(|id| !is_id(&id, "key")))
 }
 
 /// The client of a token or device authorization request that any kind of client may make

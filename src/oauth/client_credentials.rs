@@ -79,7 +79,7 @@ async fn run(
         state,
         NewSession {
             org,
-            key: &holder.key,
+            client: session::SessionClient::Key(&holder.key),
             user_id: subject.id,
             actor,
             dpop_jkt,

@@ -11,7 +11,7 @@
 //! actor: the person's approval is their consent, as with an authorization code). Its
 //! scope is what was asked for (by default the client's), within the key's scopes and, for
 //! keygate's own scopes, within what the person's role can exercise
-//! ([`crate::admin::policy::scopes_of_role`]); resources follow RFC 8707 as for every
+//! ([`crate::admin::policy::grantable`]); resources follow RFC 8707 as for every
 //! grant (`crate::resources`).
 //!
 //! No HTTP types here: the handlers pass the form in and render what comes back.
@@ -30,7 +30,7 @@ pub(super) use token::grant as token;
 
 use super::client::{self, Identified};
 use super::{ErrorCode, OAuthError, OAuthRequest, narrow_scope, record};
-use crate::admin::policy::scopes_of_role;
+use crate::admin::policy;
 use crate::audit::AuditEvent;
 use crate::ids::new_id;
 use crate::resources::{self, Target, TargetError};
@@ -221,12 +221,11 @@ async fn grantable(
             .ok_or_else(|| TargetError::InvalidTarget("no resource".into()))?;
         return Ok((target.scope.clone(), Some(target)));
     }
-    let role_scopes = scopes_of_role(role);
     let key_scopes: Vec<&str> = key.scopes.split_ascii_whitespace().collect();
     let mut granted: Vec<&str> = requested
         .unwrap_or(&key.scopes)
         .split_ascii_whitespace()
-        .filter(|s| key_scopes.contains(s) && role_scopes.contains(s))
+        .filter(|s| key_scopes.contains(s) && policy::grantable(role, s))
         .collect();
     granted.sort_unstable();
     granted.dedup();

@@ -1,14 +1,18 @@
-//! The OAuth 2 endpoints of an organization (RFC 6749): the token endpoint with its grants
-//! (one file each), the device authorization grant (RFC 8628, [`device`]), revocation
-//! (RFC 7009), introspection (RFC 7662) and server metadata (RFC 8414). No HTTP types here: handlers pass the form parameters and headers
-//! in and map [`OAuthError`] to the RFC 6749 §5.2 body.
+//! The OAuth 2 endpoints of an organization (RFC 6749): the authorization endpoint
+//! (authorization code + PKCE), the token endpoint with its grants (one file each), the
+//! device authorization grant (RFC 8628, [`device`]), revocation (RFC 7009), introspection
+//! (RFC 7662) and server metadata (RFC 8414). No HTTP types here: handlers pass the form
+//! parameters and headers in and map [`OAuthError`] to the RFC 6749 §5.2 body.
 
+mod authorization_code;
+pub mod authorize;
 pub mod client;
 mod client_credentials;
 pub mod device;
 pub mod form;
 pub mod introspect;
 pub mod metadata;
+pub mod pkce;
 mod refresh_token;
 pub mod revoke;
 
@@ -218,11 +222,12 @@ pub async fn token(state: &AppState, req: OAuthRequest<'_>) -> Result<TokenRespo
         None => Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => client_credentials::grant(state, &org, &req).await,
         Some("refresh_token") => refresh_token::grant(state, &org, &req).await,
+        Some("authorization_code") => authorization_code::grant(state, &org, &req).await,
         Some(device::GRANT_TYPE) => device::token(state, &org, &req).await,
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             format!(
-                "grant_type must be client_credentials, refresh_token or {}",
+                "grant_type must be client_credentials, refresh_token, authorization_code or {}",
                 device::GRANT_TYPE
             ),
         )),

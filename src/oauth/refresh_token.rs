@@ -5,21 +5,57 @@
 //! need a proof by the bound key and do not rotate (RFC 9449 §5): the same value is
 //! returned. Every refresh re-checks, as stored now, the key, its owner, the subject and,
 //! for an acting session, the actor's right to act.
+//!
+//! A session of a browser client (authorization code, device flow) is refreshed by that
+//! client only (RFC 6749 §6): a confidential client authenticates as it registered, a
+//! public one sends its `client_id`. The refresh re-checks that the client is still known
+//! and that the session's user is enabled and not deleted.
 
 use chrono::{DateTime, Utc};
 use entity::{api_key, organization, refresh_token, session as session_entity};
 
+use super::client::Identified;
 use super::{
     ErrorCode, OAuthError, OAuthRequest, TokenResponse, client, narrow_scope, proof, record,
     token_body,
 };
 use crate::audit::AuditEvent;
-use crate::auth::session;
+use crate::auth::credential::KeyHolder;
+use crate::auth::session::{self, SessionClient};
+use crate::clients::{Client, ClientError};
 use crate::keys::refresh_token::PlainRefreshToken;
 use crate::resources;
 use crate::state::AppState;
 use crate::storage;
 use crate::types::Role;
+
+/// The client a request presented: an API key client, or a browser client.
+enum Presenter {
+    Key(Box<KeyHolder>),
+    Browser(Client),
+}
+
+/// What a refresh re-checked its session's client to be, as stored now.
+pub(super) enum Holder {
+    Key(Box<api_key::Model>),
+    Browser(Client),
+}
+
+impl Holder {
+    fn session_client(&self) -> SessionClient<'_> {
+        match self {
+            Holder::Key(key) => SessionClient::Key(key),
+            Holder::Browser(client) => SessionClient::Browser(&client.client_id),
+        }
+    }
+
+    fn key(&self) -> Option<&api_key::Model> {
+        match self {
+            Holder::Key(key) => Some(key),
+            Holder::Browser(_) => None,
+        }
+    }
+}
 
 pub(super) async fn grant(
     state: &AppState,
@@ -49,13 +85,8 @@ async fn run(
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     // The refresh token is the credential; a client that authenticates anyway must be the
-    // session's own.
-    let client = match client::presented(req.authorization, &req.params)? {
-        Some(presented) => {
-            Some(client::authenticate(state, org, &presented, req.meta.ip.as_deref()).await?)
-        }
-        None => None,
-    };
+    // session's own. A browser client always names itself (see the module's doc).
+    let client = presenter(state, org, req).await?;
     let unknown = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
     let plain = PlainRefreshToken::parse(text).ok_or_else(unknown)?;
     let digest = plain.digest(&state.pepper);
@@ -75,22 +106,31 @@ async fn run(
     {
         return Err(unknown());
     }
-    if client
-        .as_ref()
-        .is_some_and(|c| c.key.id != session.api_key_id)
-    {
-        return Err(OAuthError::invalid_grant(
-            "the refresh token was issued to another client",
-        ));
+    let other_client =
+        || OAuthError::invalid_grant("the refresh token was issued to another client");
+    match (&client, session::is_key_client(&session)) {
+        (Some(Presenter::Key(holder)), true) if holder.key.id != session.api_key_id => {
+            return Err(other_client());
+        }
+        (Some(Presenter::Key(_)) | None, true) => {}
+        (Some(Presenter::Browser(c)), false) if c.client_id == session.api_key_id => {}
+        (None, false) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                "this refresh token's client must identify itself (client_id, and its authentication when confidential)",
+            )
+            .with_basic(true));
+        }
+        _ => return Err(other_client()),
     }
-    let key = still_allowed(state, org, &session, now).await?;
+    let holder = still_allowed(state, org, &session, now).await?;
     // RFC 8707 §2.2: `resource` may name a subset of the session's resources, never more;
     // checked before the refresh token is rotated, so a refused request does not use it.
     let requested_scope = req.params.get("scope");
     let target = resources::for_refresh(
         state,
         org,
-        &key,
+        holder.key(),
         &session,
         req.params.get_all("resource"),
         requested_scope,
@@ -110,12 +150,45 @@ async fn run(
         None => rotate(state, org, &session, &stored, &plain, now).await?,
     };
 
-    let access =
-        session::access_token(state, org, &key, &session, &scope, target.as_ref(), now).await?;
+    let access = session::access_token(
+        state,
+        org,
+        holder.session_client(),
+        &session,
+        &scope,
+        target.as_ref(),
+        now,
+    )
+    .await?;
     Ok(TokenResponse {
         body: token_body(&access, &scope, &refresh_token, &session.id),
         dpop_nonce: state.dpop_policy(org).nonce,
     })
+}
+
+/// The client the request presented, if any: a browser client (its `client_id` is not an
+/// API key id) is identified by [`client::identify`]; other credentials authenticate an API
+/// key client, as before browser clients existed.
+async fn presenter(
+    state: &AppState,
+    org: &organization::Model,
+    req: &OAuthRequest<'_>,
+) -> Result<Option<Presenter>, OAuthError> {
+    let ip = req.meta.ip.as_deref();
+    if client::names_browser_client(req.authorization, &req.params)? {
+        return Ok(Some(
+            match client::identify(state, org, req.authorization, &req.params, ip).await? {
+                Identified::Client(c) => Presenter::Browser(c),
+                Identified::Key(holder) => Presenter::Key(holder),
+            },
+        ));
+    }
+    match client::presented(req.authorization, &req.params)? {
+        Some(presented) => Ok(Some(Presenter::Key(Box::new(
+            client::authenticate(state, org, &presented, ip).await?,
+        )))),
+        None => Ok(None),
+    }
 }
 
 /// A user that may still hold a session: enabled and not deleted, with its stored role.
@@ -133,13 +206,17 @@ async fn active_role(
 /// What a refresh re-checks as stored now (a change that bypassed session revocation is
 /// still seen): the key is neither revoked nor expired, its owner and the session's subject
 /// are enabled and not deleted, and an actor is the key's owner and may still act for the
-/// subject (an owner or admin not outranked by the subject).
+/// subject (an owner or admin not outranked by the subject). For a browser client's
+/// session: the client is still known and the subject enabled and not deleted.
 pub(super) async fn still_allowed(
     state: &AppState,
     org: &organization::Model,
     session: &session_entity::Model,
     now: DateTime<Utc>,
-) -> Result<api_key::Model, OAuthError> {
+) -> Result<Holder, OAuthError> {
+    if !session::is_key_client(session) {
+        return browser_still_allowed(state, org, session).await;
+    }
     let key = storage::api_keys::get(&state.storage, &org.id, &session.api_key_id)
         .await?
         .filter(|k| k.revoked_at.is_none_or(|t| t > now) && k.expires_at > now)
@@ -163,7 +240,30 @@ pub(super) async fn still_allowed(
             "the actor of this session may no longer act for its user",
         ));
     }
-    Ok(key)
+    Ok(Holder::Key(Box::new(key)))
+}
+
+async fn browser_still_allowed(
+    state: &AppState,
+    org: &organization::Model,
+    session: &session_entity::Model,
+) -> Result<Holder, OAuthError> {
+    let client = crate::clients::resolve(state, org, &session.api_key_id)
+        .await
+        .map_err(|e| match e {
+            ClientError::Storage(e) => e.into(),
+            _ => OAuthError::invalid_grant("the client of this session is no longer known"),
+        })?;
+    // Nobody acts for anyone in these sessions: the person approved for themselves.
+    if session.actor_user_id.is_some() {
+        return Err(OAuthError::invalid_grant(
+            "this session cannot be refreshed",
+        ));
+    }
+    active_role(state, org, &session.user_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_grant("the user of this session is disabled"))?;
+    Ok(Holder::Browser(client))
 }
 
 /// Rotates a Bearer refresh token and returns its successor, or handles a reuse: within

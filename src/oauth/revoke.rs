@@ -1,7 +1,10 @@
 //! `POST /v1/{org}/oauth/revoke` (RFC 7009). A refresh token ends its session; an access
 //! token is revoked by `jti` until its expiry. Only tokens of the client's own key may be
 //! revoked (§2.1); an unknown or already invalid token answers 200 all the same (§2.2).
+//! A browser client revokes its own tokens too: a public one names itself with `client_id`
+//! (RFC 7009 §2.1), a confidential one authenticates.
 
+use super::client::Identified;
 use super::{ErrorCode, OAuthError, OAuthRequest, client, organization};
 use crate::audit::AuditEvent;
 use crate::auth::access::verify_issued_for_org;
@@ -12,14 +15,16 @@ use crate::storage;
 
 pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuthError> {
     let org = organization(state, req.org).await?;
-    let holder = client::require(
-        state,
-        &org,
-        req.authorization,
-        &req.params,
-        req.meta.ip.as_deref(),
-    )
-    .await?;
+    let ip = req.meta.ip.as_deref();
+    let (client_id, owner) = if client::names_browser_client(req.authorization, &req.params)? {
+        match client::identify(state, &org, req.authorization, &req.params, ip).await? {
+            Identified::Client(c) => (c.client_id, None),
+            Identified::Key(holder) => (holder.key.id, Some(holder.owner.id)),
+        }
+    } else {
+        let holder = client::require(state, &org, req.authorization, &req.params, ip).await?;
+        (holder.key.id, Some(holder.owner.id))
+    };
     let token = req
         .params
         .get("token")
@@ -35,8 +40,8 @@ pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuth
         org_id: Some(org.id.clone()),
         action: "token.revoked",
         success: true,
-        actor_user_id: Some(holder.owner.id.clone()),
-        actor_key_id: Some(holder.key.id.clone()),
+        actor_user_id: owner,
+        actor_key_id: Some(client_id.clone()),
         meta: req.meta.clone(),
         ..AuditEvent::default()
     };
@@ -52,7 +57,7 @@ pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuth
         else {
             return Ok(());
         };
-        if session.api_key_id != holder.key.id {
+        if session.api_key_id != client_id {
             return Err(not_yours());
         }
         storage::sessions::revoke(&state.storage, &org.id, &session.id, now).await?;
@@ -69,7 +74,7 @@ pub async fn revoke(state: &AppState, req: OAuthRequest<'_>) -> Result<(), OAuth
     if !resources::audience_issued(state, &org, &claims.aud).await? {
         return Ok(());
     }
-    if claims.client_id != holder.key.id {
+    if claims.client_id != client_id {
         return Err(not_yours());
     }
     storage::revoked_tokens::insert(

@@ -160,6 +160,18 @@ pub async fn for_grant(
     requested: &[String],
     scope: Option<&str>,
 ) -> Result<Option<Target>, TargetError> {
+    for_approval(state, org, requested, scope, |s| key_allows(key, s)).await
+}
+
+/// The target of a new session whose scopes `allows` decides (for an authorization a
+/// person approves: what the client may ask for): `None` when no `resource` was named.
+pub async fn for_approval(
+    state: &AppState,
+    org: &organization::Model,
+    requested: &[String],
+    scope: Option<&str>,
+    allows: impl Fn(&str) -> bool,
+) -> Result<Option<Target>, TargetError> {
     if requested.is_empty() {
         return Ok(None);
     }
@@ -171,16 +183,16 @@ pub async fn for_grant(
         "is not a registered resource of this organization",
     )
     .await?;
-    target_for_key(&found, key, scope, |_| true).map(Some)
+    target_of(&found, scope, |_| true, allows).map(Some)
 }
 
-/// The target of `resources` for `key`: the scopes they define (those `within` accepts)
-/// that the key may use, narrowed to `scope` when given.
-fn target_for_key(
+/// The target of `resources`: the scopes they define (those `within` accepts) that
+/// `allows` lets the client use, narrowed to `scope` when given.
+fn target_of(
     resources: &[resource::Model],
-    key: &api_key::Model,
     scope: Option<&str>,
     within: impl Fn(&str) -> bool,
+    allows: impl Fn(&str) -> bool,
 ) -> Result<Target, TargetError> {
     let offered: BTreeSet<String> = resources
         .iter()
@@ -188,11 +200,7 @@ fn target_for_key(
         .filter(|s| within(s))
         .map(str::to_owned)
         .collect();
-    let usable: BTreeSet<String> = offered
-        .iter()
-        .filter(|s| key_allows(key, s))
-        .cloned()
-        .collect();
+    let usable: BTreeSet<String> = offered.iter().filter(|s| allows(s)).cloned().collect();
     let scope = pick_scope(scope, &offered, &usable)?;
     let uris: BTreeSet<String> = resources.iter().map(|r| r.uri.clone()).collect();
     let access_ttl = resources
@@ -211,10 +219,12 @@ fn target_for_key(
 /// The target of a refresh of `session`: the session's resources, or the subset `requested`
 /// names (a resource the session was not granted is `invalid_target`), each still
 /// registered; the scope stays within the session's and what the resources define now.
+/// `key`: the session's API key, whose list bounds the scopes too (`None`: a browser
+/// client's session, bounded by what the person approved).
 pub async fn for_refresh(
     state: &AppState,
     org: &organization::Model,
-    key: &api_key::Model,
+    key: Option<&api_key::Model>,
     session: &entity::session::Model,
     requested: &[String],
     scope: Option<&str>,
@@ -250,7 +260,13 @@ pub async fn for_refresh(
     )
     .await?;
     let session_scopes: BTreeSet<&str> = session.scope.split_ascii_whitespace().collect();
-    target_for_key(&found, key, scope, |s| session_scopes.contains(s)).map(Some)
+    target_of(
+        &found,
+        scope,
+        |s| session_scopes.contains(s),
+        |s| key.is_none_or(|key| key_allows(key, s)),
+    )
+    .map(Some)
 }
 
 /// Whether keygate issues tokens with this `aud` at `org`: its own audience, or only

@@ -4,8 +4,10 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod authorization_codes;
 pub mod browser_sessions;
 pub mod clients;
+pub mod consents;
 pub mod cross_org_grants;
 pub mod device_codes;
 pub mod idempotency;

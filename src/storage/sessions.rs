@@ -274,6 +274,48 @@ pub async fn revoke_for_user(
     Ok(res.rows_affected)
 }
 
+/// Ends the open sessions of `user_id` with the client `client_id` (a browser client whose
+/// consent the user withdrew).
+pub async fn revoke_for_user_and_client(
+    storage: &Storage,
+    org_id: &str,
+    user_id: &str,
+    client_id: &str,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    let res = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(at))
+        .filter(session::Column::OrgId.eq(org_id))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ApiKeyId.eq(client_id))
+        .filter(not_ended_by(at))
+        .exec(storage.db())
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// The clients (`sessions.api_key_id`) of `user_id`'s sessions that have not ended by
+/// `now`, each once.
+pub async fn open_clients_of_user(
+    storage: &Storage,
+    org_id: &str,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>> {
+    let rows: Vec<String> = session::Entity::find()
+        .select_only()
+        .column(session::Column::ApiKeyId)
+        .distinct()
+        .filter(session::Column::OrgId.eq(org_id))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(not_ended_by(now))
+        .filter(session::Column::ExpiresAt.gt(now))
+        .into_tuple()
+        .all(storage.db())
+        .await?;
+    Ok(rows)
+}
+
 /// Ends the open sessions in which someone acts for `user_id` (a promotion of `user_id` must
 /// not hand its new rank to the actors of those sessions).
 pub async fn revoke_acting_for(

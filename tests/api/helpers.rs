@@ -92,6 +92,8 @@ impl TestDatabase {
             resource,
             browser_session,
             login_challenge,
+            authorization_code,
+            consent,
             client,
             device_code,
             user_code_attempt,

@@ -585,6 +585,7 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
         serde_json::json!([
             "client_credentials",
             "refresh_token",
+            "authorization_code",
             "urn:ietf:params:oauth:grant-type:device_code"
         ])
     );
@@ -593,7 +594,8 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
         serde_json::json!([
             "client_secret_basic",
             "client_secret_post",
-            "private_key_jwt"
+            "private_key_jwt",
+            "none"
         ])
     );
     let (status, jwks) = json(

@@ -82,6 +82,8 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         ("GET", "/v1/{org}/clients/{id}"),
         ("DELETE", "/v1/{org}/clients/{id}"),
         ("POST", "/v1/{org}/oauth/register"),
+        ("GET", "/v1/{org}/users/{id}/consents"),
+        ("DELETE", "/v1/{org}/users/{id}/consents"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
     ] {
@@ -91,7 +93,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         );
     }
     // And nothing is documented that the server does not answer.
-    assert_eq!(operations.len(), 43, "{operations:?}");
+    assert_eq!(operations.len(), 45, "{operations:?}");
 
     let signin = &doc["paths"]["/v1/{org}/user/signin_with_api_key"]["post"];
     let headers: Vec<&str> = signin["parameters"]

@@ -63,6 +63,22 @@ impl Actor {
     }
 }
 
+/// keygate's own scopes a person with `role` may approve for a browser client
+/// (authorization code, device flow): those that let a token do something the role may do
+/// (README, "Authorization code + PKCE"). Owners and admins: every scope keygate knows;
+/// members and service accounts: those of their self-service (their keys, their user, their
+/// sessions), not the audit log's nor the protected resources'.
+pub fn grantable(role: Role, scope: &str) -> bool {
+    const SELF_SERVICE: &[&str] = &[
+        "keys:read",
+        "keys:write",
+        "users:read",
+        "users:write",
+        "sessions:write",
+    ];
+    KNOWN_SCOPES.contains(&scope) && (role.is_admin() || SELF_SERVICE.contains(&scope))
+}
+
 /// Something a caller asks to do, with what the decision depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -100,6 +116,10 @@ pub enum Action {
     ResourcesRead,
     /// Registering, changing or removing a protected resource (RFC 8707).
     ResourcesWrite,
+    /// Listing what a user approved for browser clients.
+    ConsentsRead,
+    /// Withdrawing a user's consents (which ends their sessions with those clients).
+    ConsentsRevoke,
     ClientsRead,
     /// Registering or deleting a client of the browser and device flows.
     ClientsWrite,
@@ -127,6 +147,8 @@ impl Action {
             Action::IssuersWrite => "trusted_issuers.write",
             Action::ResourcesRead => "resources.read",
             Action::ResourcesWrite => "resources.write",
+            Action::ConsentsRead => "consents.read",
+            Action::ConsentsRevoke => "consents.revoke",
             Action::ClientsRead => "clients.read",
             Action::ClientsWrite => "clients.write",
         }
@@ -137,16 +159,18 @@ impl Action {
         match self {
             Action::KeysRead => "keys:read",
             Action::KeysCreate | Action::KeysRevoke | Action::KeysRotate { .. } => "keys:write",
-            Action::UsersRead | Action::SessionsRead | Action::GrantsRead | Action::IssuersRead => {
-                "users:read"
-            }
+            Action::UsersRead
+            | Action::SessionsRead
+            | Action::GrantsRead
+            | Action::IssuersRead
+            | Action::ConsentsRead => "users:read",
             Action::UsersCreate
             | Action::UsersUpdate { .. }
             | Action::UsersDelete
             | Action::GrantsCreate { .. }
             | Action::GrantsRevoke { .. }
             | Action::IssuersWrite => "users:write",
-            Action::SessionsRevoke => "sessions:write",
+            Action::SessionsRevoke | Action::ConsentsRevoke => "sessions:write",
             Action::AuditRead => "audit:read",
             Action::ResourcesRead => "resources:read",
             Action::ResourcesWrite => "resources:write",
@@ -336,6 +360,13 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
             {
                 Err(deny("only an owner can change or delete an owner"))
             }
+            (Action::ConsentsRead | Action::ConsentsRevoke, Target::User { id, role })
+                if role == Role::Owner && !is_self(id) =>
+            {
+                Err(deny(
+                    "only an owner can see or withdraw an owner's consents",
+                ))
+            }
             _ => Ok(()),
         },
         Role::Member | Role::Service => {
@@ -358,6 +389,8 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 | Action::UsersRead
                 | Action::SessionsRead
                 | Action::SessionsRevoke
+                | Action::ConsentsRead
+                | Action::ConsentsRevoke
                     if own =>
                 {
                     Ok(())
@@ -391,24 +424,6 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
         }
     };
     by_role.and_then(|()| issuing_rules(actor, action, target))
-}
-
-/// keygate's own scopes a user with `role` can exercise at all, as [`authorize`] decides:
-/// owners and admins every one; members and service accounts those of their own keys, user
-/// record and sessions (never `audit:read` nor `resources:*`). A token a person approves
-/// for a client (the device flow) carries no scope beyond these.
-pub fn scopes_of_role(role: Role) -> Scopes {
-    if role.is_admin() {
-        return Scopes::all();
-    }
-    Scopes::parse([
-        "keys:read",
-        "keys:write",
-        "users:read",
-        "users:write",
-        "sessions:write",
-    ])
-    .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -160,6 +160,28 @@ fn role_matrix() {
             [true, true, false, false],
         ),
         (
+            Action::ConsentsRead,
+            member_user,
+            [true, true, false, false],
+        ),
+        (
+            Action::ConsentsRevoke,
+            member_user,
+            [true, true, false, false],
+        ),
+        (
+            Action::ConsentsRead,
+            owner_user,
+            [true, false, false, false],
+        ),
+        (
+            Action::ConsentsRevoke,
+            owner_user,
+            [true, false, false, false],
+        ),
+        (Action::ConsentsRead, me(Member), [true, true, true, true]),
+        (Action::ConsentsRevoke, me(Owner), [true, true, true, true]),
+        (
             Action::ClientsRead,
             Target::Listing,
             [true, true, false, false],
@@ -267,62 +289,88 @@ fn ranks() {
     assert!(!Service.ranks_at_least(Admin));
 }
 
-#[test]
-fn the_scopes_of_a_role_are_exactly_those_its_actions_need() {
-    use Role::*;
-    let own_key = OWN_KEY;
-    let own_user = Target::User {
-        id: "usr_me",
-        role: Member,
-    };
-    let own_session = Target::Session {
-        user_id: "usr_me",
-        id: Some("ses_1"),
-    };
-    let targets = [
-        Target::Listing,
-        own_key,
-        own_user,
-        own_session,
-        Target::NewUser { role: Member },
-        Target::Grant { id: None },
-        Target::Issuer { id: None },
-        Target::Resource { id: None },
-    ];
-    let actions = [
+/// Every action, with each kind of parameter it takes (a new action must be added here).
+fn all_actions() -> Vec<Action> {
+    let mut all = vec![
         Action::KeysRead,
         Action::KeysCreate,
         Action::KeysRevoke,
         Action::KeysRotate { immediate: false },
+        Action::KeysRotate { immediate: true },
         Action::UsersRead,
         Action::UsersCreate,
-        Action::UsersUpdate {
-            role: None,
-            disable: false,
-            link: false,
-        },
         Action::UsersDelete,
         Action::SessionsRead,
         Action::SessionsRevoke,
         Action::AuditRead,
         Action::GrantsRead,
-        Action::GrantsCreate { role: Member },
-        Action::GrantsRevoke { role: Member },
         Action::IssuersRead,
         Action::IssuersWrite,
         Action::ResourcesRead,
         Action::ResourcesWrite,
+        Action::ConsentsRead,
+        Action::ConsentsRevoke,
+        Action::ClientsRead,
+        Action::ClientsWrite,
     ];
-    for role in [Owner, Admin, Member, Service] {
-        let mut exercised = std::collections::BTreeSet::new();
-        for action in actions {
-            for target in targets {
-                if authorize(&actor(role), action, target).is_ok() {
-                    exercised.insert(action.scope());
-                }
-            }
+    for role in Role::ALL {
+        all.push(Action::GrantsCreate { role: *role });
+        all.push(Action::GrantsRevoke { role: *role });
+        all.push(Action::UsersUpdate {
+            role: Some(*role),
+            disable: false,
+            link: false,
+        });
+    }
+    for (disable, link) in [(false, false), (true, false), (false, true)] {
+        all.push(Action::UsersUpdate {
+            role: None,
+            disable,
+            link,
+        });
+    }
+    all
+}
+
+/// A scope a person may approve for a browser client is exactly one that lets a token do
+/// something the person's role may do: approving more would hand an agent a name for
+/// nothing, approving less would make the consent page refuse what the person can do.
+#[test]
+fn grantable_scopes_are_those_the_role_can_use() {
+    let me = |role| Target::User { id: "usr_me", role };
+    for role in Role::ALL.iter().copied() {
+        let targets = [
+            Target::Listing,
+            OWN_KEY,
+            OTHER_KEY,
+            me(role),
+            Target::User {
+                id: "usr_x",
+                role: Role::Member,
+            },
+            Target::NewUser { role: Role::Member },
+            Target::Session {
+                user_id: "usr_me",
+                id: Some("ses_mine"),
+            },
+            Target::Grant { id: None },
+            Target::Issuer { id: None },
+            Target::Resource { id: None },
+            Target::Client { id: None },
+        ];
+        for scope in KNOWN_SCOPES {
+            let usable = all_actions().into_iter().any(|action| {
+                action.scope() == *scope
+                    && targets
+                        .iter()
+                        .any(|t| authorize(&actor(role), action, *t).is_ok())
+            });
+            assert_eq!(
+                grantable(role, scope),
+                usable,
+                "{role} {scope} (a new action or scope? add it to all_actions)"
+            );
         }
-        let listed: std::collections::BTreeSet<&str> = scopes_of_role(role).iter().collect();
-        assert_eq!(listed, exercised, "{role:?}");
+        assert!(!grantable(role, "mcp:tools"), "not one of keygate's scopes");
     }
 }

@@ -22,6 +22,7 @@ use crate::state::AppState;
 use crate::storage::page::{Page, PageRequest};
 
 mod clients;
+mod consents;
 mod events;
 mod grants;
 mod issuers;
@@ -31,6 +32,7 @@ mod sessions;
 mod users;
 
 pub use clients::*;
+pub use consents::*;
 pub use events::*;
 pub use grants::*;
 pub use issuers::*;

@@ -5,6 +5,7 @@
 //! these. What a form may carry is read leniently (a missing field is empty) and judged by
 //! the domain.
 
+pub mod authorize;
 pub mod device;
 pub mod login;
 

@@ -14,7 +14,7 @@ use super::codes::DeviceCode;
 use super::{SLOW_DOWN_STEP, grantable};
 use crate::audit::AuditEvent;
 use crate::auth::credential::KeyHolder;
-use crate::auth::session::{self, NewSession, SessionError};
+use crate::auth::session::{self, NewSession, SessionClient, SessionError};
 use crate::oauth::client::{self, Identified};
 use crate::oauth::{ErrorCode, OAuthError, OAuthRequest, TokenResponse, proof, record, token_body};
 use crate::state::AppState;
@@ -170,7 +170,7 @@ async fn issue(
         state,
         NewSession {
             org,
-            key: &holder.key,
+            client: SessionClient::Key(&holder.key),
             user_id: person.id,
             actor: None,
             dpop_jkt,

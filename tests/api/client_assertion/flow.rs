@@ -124,15 +124,22 @@ async fn metadata_advertises_private_key_jwt_at_every_endpoint() {
     ]);
     for endpoint in ["token", "revocation", "introspection"] {
         let methods = &doc[format!("{endpoint}_endpoint_auth_methods_supported")];
-        assert_eq!(
-            *methods,
-            json!([
-                "client_secret_basic",
-                "client_secret_post",
-                "private_key_jwt"
-            ]),
-            "{endpoint}"
-        );
+        // Public browser clients (`none`) at the token and revocation endpoints only.
+        let public = if endpoint == "introspection" {
+            json!([])
+        } else {
+            json!(["none"])
+        };
+        let mut expected = json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ]);
+        expected
+            .as_array_mut()
+            .unwrap()
+            .extend(public.as_array().unwrap().iter().cloned());
+        assert_eq!(*methods, expected, "{endpoint}");
         assert_eq!(
             doc[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")],
             algs,

@@ -28,6 +28,8 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/{org}/users/{id}", "users:read"),
     ("PATCH", "/v1/{org}/users/{id}", "users:write"),
     ("DELETE", "/v1/{org}/users/{id}", "users:write"),
+    ("GET", "/v1/{org}/users/{id}/consents", "users:read"),
+    ("DELETE", "/v1/{org}/users/{id}/consents", "sessions:write"),
     ("GET", "/v1/{org}/sessions", "users:read"),
     ("DELETE", "/v1/{org}/sessions/{id}", "sessions:write"),
     ("GET", "/v1/{org}/audit_events", "audit:read"),
