@@ -552,6 +552,9 @@ pub struct DeviceSettings {
     /// The window the wrong user codes are counted in.
     #[serde(with = "humantime_serde")]
     pub user_code_window: Duration,
+    /// Pending device authorization requests of public clients (no client authentication,
+    /// e.g. `keygate-cli`) one client IP may hold at once.
+    pub pending_per_ip: u32,
 }
 
 impl Default for DeviceSettings {
@@ -562,6 +565,7 @@ impl Default for DeviceSettings {
             user_code_failures: 10,
             user_code_failures_per_ip: 30,
             user_code_window: Duration::from_secs(15 * 60),
+            pending_per_ip: 10,
         }
     }
 }

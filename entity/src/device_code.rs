@@ -34,6 +34,9 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub decided_at: Option<DateTimeUtc>,
     pub issued_at: Option<DateTimeUtc>,
+    /// The client IP a public client asked from (an IPv6 address as its /64); `None` for a
+    /// client that authenticated.
+    pub requested_ip: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -28,6 +28,7 @@ enum DeviceCodes {
     ExpiresAt,
     DecidedAt,
     IssuedAt,
+    RequestedIp,
 }
 
 #[derive(DeriveIden)]
@@ -72,6 +73,8 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(DeviceCodes::ExpiresAt))
                     .col(timestamp_with_time_zone_null(DeviceCodes::DecidedAt))
                     .col(timestamp_with_time_zone_null(DeviceCodes::IssuedAt))
+                    // Where a public client asked from (its pending requests are limited).
+                    .col(string_null(DeviceCodes::RequestedIp))
                     .foreign_key(
                         ForeignKey::create()
                             .from(DeviceCodes::Table, DeviceCodes::OrgId)
@@ -102,6 +105,15 @@ impl MigrationTrait for Migration {
                     .name("ix_device_codes_expires_at")
                     .table(DeviceCodes::Table)
                     .col(DeviceCodes::ExpiresAt)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ix_device_codes_requested_ip")
+                    .table(DeviceCodes::Table)
+                    .col(DeviceCodes::RequestedIp)
                     .to_owned(),
             )
             .await?;

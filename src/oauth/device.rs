@@ -6,23 +6,24 @@
 //! endpoint with the device code (`grant_type=urn:ietf:params:oauth:grant-type:device_code`,
 //! [`token`]) until it gets its tokens, once.
 //!
-//! What the person approves: the token's `sub` is the person, its client the client that
-//! asked (for an API key client, a session of that key with the person as its user and no
-//! actor: the person's approval is their consent, as with an authorization code). Its
-//! scope is what was asked for (by default the client's), within the key's scopes and, for
-//! keygate's own scopes, within what the person's role can exercise
-//! ([`crate::admin::policy::grantable`]); resources follow RFC 8707 as for every
-//! grant (`crate::resources`).
+//! Any client keygate knows may ask: an API key client with its usual client
+//! authentication, a browser client (registered, a Client ID Metadata Document) as it
+//! registered, and [`cli_client`], the built-in public client of `keygate login`. What the
+//! person approves: the token's `sub` is the person, its client the client that asked (for
+//! an API key client, a session of that key with the person as its user and no actor: the
+//! person's approval is their consent, as with an authorization code); its scope is decided
+//! in [`asker`].
 //!
 //! No HTTP types here: the handlers pass the form in and render what comes back.
 
 mod approval;
+mod asker;
+pub mod cli_client;
 mod codes;
 mod throttle;
 mod token;
 
-use chrono::{DateTime, Utc};
-use entity::{api_key, device_code, organization};
+use entity::{device_code, organization};
 
 pub use approval::{ClientView, Decision, PageError, Review, decide, review};
 pub use codes::{ALPHABET, DeviceCode, USER_CODE_LEN, UserCode};
@@ -30,13 +31,13 @@ pub(super) use token::grant as token;
 
 use super::client::{self, Identified};
 use super::{ErrorCode, OAuthError, OAuthRequest, narrow_scope, record};
-use crate::admin::policy;
 use crate::audit::AuditEvent;
+use crate::auth::throttle::ip_bucket;
+use crate::clients::ClientAuth;
 use crate::ids::new_id;
-use crate::resources::{self, Target, TargetError};
+use crate::resources;
 use crate::state::AppState;
 use crate::storage::{self, StorageError, device_codes::Status};
-use crate::types::Role;
 
 /// RFC 8628 §3.4: the `grant_type` of the device access token request.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -104,16 +105,17 @@ async fn requested(
 ) -> Result<DeviceAuthorization, OAuthError> {
     let ip = req.meta.ip.as_deref();
     let identified = client::identify(state, org, req.authorization, &req.params, ip).await?;
-    let (client_id, scope, resources) = match identified {
+    let requested_scope = req.params.get("scope");
+    let requested_resources = req.params.get_all("resource");
+    let (client_id, scope, resources, public) = match identified {
         Identified::Key(holder) => {
             event.actor_key_id = Some(holder.key.id.clone());
             event.actor_user_id = Some(holder.owner.id.clone());
-            let requested_scope = req.params.get("scope");
             let target = resources::for_grant(
                 state,
                 org,
                 &holder.key,
-                req.params.get_all("resource"),
+                requested_resources,
                 requested_scope,
             )
             .await?;
@@ -122,18 +124,25 @@ async fn requested(
                 (Some(target), Some(_)) => Some(target.scope.clone()),
                 (None, Some(requested)) => Some(narrow_scope(Some(requested), &holder.key.scopes)?),
             };
-            (holder.key.id.clone(), scope, target.map(|t| t.stored()))
+            (holder.key.id.clone(), scope, target, false)
         }
         Identified::Client(client) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                format!(
-                    "the client `{}` may not use the device authorization grant",
-                    client.client_id
-                ),
-            ));
+            let (scope, target) = asker::check_browser_request(
+                state,
+                org,
+                &client,
+                requested_scope,
+                requested_resources,
+            )
+            .await?;
+            let public = client.auth == ClientAuth::None;
+            (client.client_id, scope, target, public)
         }
     };
+    // A public client proves nothing about itself: where it asks from is what limits it.
+    let requested_ip = public
+        .then(|| req.meta.ip.as_deref().map(ip_bucket))
+        .flatten();
 
     let now = state.clock.now();
     let ttl = chrono::Duration::from_std(state.settings.device.code_ttl)
@@ -146,7 +155,7 @@ async fn requested(
         device_code_digest: device_code.digest(&state.pepper).0,
         user_code_digest: String::new(),
         scope,
-        resources,
+        resources: resources.map(|t| t.stored()),
         status: Status::Pending.as_str().to_owned(),
         user_id: None,
         granted_scope: None,
@@ -157,9 +166,11 @@ async fn requested(
         expires_at: now + ttl,
         decided_at: None,
         issued_at: None,
+        requested_ip,
     };
     let user_code = insert_with_fresh_user_code(state, &mut row).await?;
     event.target_id = Some(row.id.clone());
+    within_pending_limit(state, org, &row).await?;
     let verification_uri = verification_uri(state, &org.slug);
     let shown = user_code.display();
     Ok(DeviceAuthorization {
@@ -189,45 +200,36 @@ async fn insert_with_fresh_user_code(
     Err(StorageError::Conflict("no free user code after several draws".into()).into())
 }
 
-/// The API key client of a device code: the key as stored now, if it still works.
-async fn key_client(
+/// A public client's request just stored: refused (and forgotten) when its client IP now
+/// holds more than `device.pending_per_ip` pending requests. Counted after the insert, so
+/// concurrent requests cannot all slip under the limit.
+async fn within_pending_limit(
     state: &AppState,
     org: &organization::Model,
     row: &device_code::Model,
-    now: DateTime<Utc>,
-) -> Result<Option<api_key::Model>, StorageError> {
-    Ok(
-        storage::api_keys::get(&state.storage, &org.id, &row.client_id)
-            .await?
-            .filter(|k| k.revoked_at.is_none_or(|t| t > now) && k.expires_at > now),
-    )
-}
-
-/// What a person with `role` grants `key`'s client: the `requested` scope (none: the key's
-/// scopes), for keygate itself within the key's scopes and the role's, or for `resources`
-/// (stored URIs) by the RFC 8707 rules.
-async fn grantable(
-    state: &AppState,
-    org: &organization::Model,
-    key: &api_key::Model,
-    requested: Option<&str>,
-    resources: Option<&str>,
-    role: Role,
-) -> Result<(String, Option<Target>), TargetError> {
-    if let Some(uris) = resources {
-        let uris: Vec<String> = uris.split_ascii_whitespace().map(str::to_owned).collect();
-        let target = resources::for_grant(state, org, key, &uris, requested)
-            .await?
-            .ok_or_else(|| TargetError::InvalidTarget("no resource".into()))?;
-        return Ok((target.scope.clone(), Some(target)));
+) -> Result<(), OAuthError> {
+    let Some(ip) = row.requested_ip.as_deref() else {
+        return Ok(());
+    };
+    let now = state.clock.now();
+    let (pending, first_expiry) =
+        storage::device_codes::pending_from_ip(&state.storage, &org.id, ip, now).await?;
+    if pending <= u64::from(state.settings.device.pending_per_ip) {
+        return Ok(());
     }
-    let key_scopes: Vec<&str> = key.scopes.split_ascii_whitespace().collect();
-    let mut granted: Vec<&str> = requested
-        .unwrap_or(&key.scopes)
-        .split_ascii_whitespace()
-        .filter(|s| key_scopes.contains(s) && policy::grantable(role, s))
-        .collect();
-    granted.sort_unstable();
-    granted.dedup();
-    Ok((granted.join(" "), None))
+    storage::device_codes::delete(&state.storage, &row.id).await?;
+    let retry_after = first_expiry
+        .map(|t| (t - now).num_seconds().max(1))
+        .and_then(|s| u64::try_from(s).ok())
+        .unwrap_or(1);
+    Err(OAuthError {
+        retry_after: Some(retry_after),
+        ..OAuthError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many pending device authorization requests from this address; finish \
+                 one or retry after {retry_after} seconds"
+            ),
+        )
+    })
 }

@@ -159,6 +159,34 @@ pub async fn redeem(storage: &Storage, id: &str, now: DateTime<Utc>) -> Result<b
     Ok(res.rows_affected == 1)
 }
 
+/// Forgets request `id` (refused after it was stored).
+pub async fn delete(storage: &Storage, id: &str) -> Result<()> {
+    Entity::delete_by_id(id).exec(storage.db()).await?;
+    Ok(())
+}
+
+/// The pending, unexpired requests of `org_id` that public clients made from `ip`: how
+/// many, and when the first of them expires.
+pub async fn pending_from_ip(
+    storage: &Storage,
+    org_id: &str,
+    ip: &str,
+    now: DateTime<Utc>,
+) -> Result<(u64, Option<DateTime<Utc>>)> {
+    let query = Entity::find()
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::RequestedIp.eq(ip))
+        .filter(Column::Status.eq(Status::Pending.as_str()))
+        .filter(Column::ExpiresAt.gt(now));
+    let count = query.clone().count(storage.db()).await?;
+    let first = query
+        .order_by_asc(Column::ExpiresAt)
+        .one(storage.db())
+        .await?
+        .map(|r| r.expires_at);
+    Ok((count, first))
+}
+
 /// Deletes up to `limit` requests that expired before `cutoff`.
 pub async fn purge_expired(storage: &Storage, cutoff: DateTime<Utc>, limit: u64) -> Result<u64> {
     super::purge::batch::<Entity>(

@@ -9,11 +9,11 @@
 use chrono::{DateTime, Utc};
 use entity::{device_code, organization};
 
+use super::asker::{Asker, grantable};
 use super::codes::UserCode;
 use super::throttle;
-use super::{grantable, key_client};
 use crate::audit::{AuditEvent, RequestMeta};
-use crate::ids::is_id;
+use crate::clients::ClientSource;
 use crate::people::Person;
 use crate::resources::TargetError;
 use crate::state::AppState;
@@ -23,10 +23,14 @@ use crate::types::Role;
 /// Who asks, as the confirmation page names it.
 #[derive(Clone, Debug)]
 pub struct ClientView {
+    /// An API key id, a registered client's id, a metadata document's URL, `keygate-cli`.
     pub client_id: String,
+    /// As the client calls itself (an API key's name, a browser client's `client_name`).
     pub name: String,
     /// For an API key client: the email of the key's owner.
     pub owner: Option<String>,
+    /// What kind of client it is, in words.
+    pub kind: &'static str,
 }
 
 /// A pending request, as the person is asked to confirm it.
@@ -176,19 +180,34 @@ async fn describe(
         .filter(|u| !u.disabled && u.deleted_at.is_none())
         .and_then(|u| u.role.parse().ok())
         .ok_or(PageError::Unknown)?;
-    if !is_id(&row.client_id, "key") {
-        return Err(PageError::ClientGone);
-    }
-    let key = key_client(state, org, row, now)
+    let asker = Asker::of(state, org, row, now)
         .await?
         .ok_or(PageError::ClientGone)?;
-    let owner = storage::users::get(&state.storage, &org.id, &key.user_id)
-        .await?
-        .map(|u| u.email);
+    let client = match &asker {
+        Asker::Key(key) => ClientView {
+            client_id: key.id.clone(),
+            name: key.name.clone(),
+            owner: storage::users::get(&state.storage, &org.id, &key.user_id)
+                .await?
+                .map(|u| u.email),
+            kind: "an API key",
+        },
+        Asker::Browser(client) => ClientView {
+            client_id: client.client_id.clone(),
+            name: client.name.clone(),
+            owner: None,
+            kind: match client.source {
+                ClientSource::BuiltIn => "keygate's command line",
+                ClientSource::MetadataDocument => "an application described at that address",
+                ClientSource::Registered => "an application registered with this organization",
+                ClientSource::Dynamic => "an application that registered itself here",
+            },
+        },
+    };
     let (scope, target) = grantable(
         state,
         org,
-        &key,
+        &asker,
         row.scope.as_deref(),
         row.resources.as_deref(),
         role,
@@ -198,10 +217,5 @@ async fn describe(
         TargetError::Storage(e) => PageError::Storage(e),
         _ => PageError::ClientGone,
     })?;
-    let client = ClientView {
-        client_id: key.id.clone(),
-        name: key.name.clone(),
-        owner,
-    };
     Ok((client, scope, target.map(|t| t.uris).unwrap_or_default()))
 }

@@ -10,11 +10,11 @@
 
 use entity::{device_code, organization};
 
+use super::SLOW_DOWN_STEP;
+use super::asker::{Asker, grantable};
 use super::codes::DeviceCode;
-use super::{SLOW_DOWN_STEP, grantable};
 use crate::audit::AuditEvent;
-use crate::auth::credential::KeyHolder;
-use crate::auth::session::{self, NewSession, SessionClient, SessionError};
+use crate::auth::session::{self, NewSession, SessionError};
 use crate::oauth::client::{self, Identified};
 use crate::oauth::{ErrorCode, OAuthError, OAuthRequest, TokenResponse, proof, record, token_body};
 use crate::state::AppState;
@@ -57,13 +57,13 @@ async fn run(
 ) -> Result<TokenResponse, OAuthError> {
     let ip = req.meta.ip.as_deref();
     let identified = client::identify(state, org, req.authorization, &req.params, ip).await?;
-    let client_id = match &identified {
+    let asker = match identified {
         Identified::Key(holder) => {
             event.actor_key_id = Some(holder.key.id.clone());
             event.actor_user_id = Some(holder.owner.id.clone());
-            holder.key.id.clone()
+            Asker::Key(Box::new(holder.key))
         }
-        Identified::Client(client) => client.client_id.clone(),
+        Identified::Client(client) => Asker::Browser(client),
     };
     let text = req
         .params
@@ -75,7 +75,7 @@ async fn run(
         .await?
         .filter(|r| digest.matches(&r.device_code_digest))
         .ok_or_else(unknown)?;
-    if row.client_id != client_id {
+    if row.client_id != asker.id() {
         return Err(OAuthError::invalid_grant(
             "the device code was issued to another client",
         ));
@@ -92,11 +92,7 @@ async fn run(
             "the device code has expired; start a new device authorization request",
         )),
         Status::Pending => Err(poll(state, &row, now).await?),
-        Status::Approved => match identified {
-            Identified::Key(holder) => issue(state, org, req, &row, *holder, event).await,
-            // Device codes are only handed to API key clients for now (`super::authorize`).
-            Identified::Client(_) => Err(unknown()),
-        },
+        Status::Approved => issue(state, org, req, &row, &asker, event).await,
     }
 }
 
@@ -132,15 +128,15 @@ async fn poll(
     })
 }
 
-/// Issues the tokens of an approved request to its API key client: a session of the key
-/// whose user is the person who approved, with the scope the person approved as it stands
-/// now (the key's scopes and the person's role, both as they are at this moment).
+/// Issues the tokens of an approved request to its client: a session whose user is the
+/// person who approved (no actor), with the scope the person approved as it stands now
+/// (the client's limits and the person's role, both as they are at this moment).
 async fn issue(
     state: &AppState,
     org: &organization::Model,
     req: &OAuthRequest<'_>,
     row: &device_code::Model,
-    holder: KeyHolder,
+    asker: &Asker,
     event: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
     let gone =
@@ -155,7 +151,7 @@ async fn issue(
     let (scope, target) = grantable(
         state,
         org,
-        &holder.key,
+        asker,
         row.granted_scope.as_deref(),
         row.resources.as_deref(),
         role,
@@ -170,7 +166,7 @@ async fn issue(
         state,
         NewSession {
             org,
-            client: SessionClient::Key(&holder.key),
+            client: asker.session_client(),
             user_id: person.id,
             actor: None,
             dpop_jkt,

@@ -1,6 +1,7 @@
 //! `keygate login`, the real binary, against a running server: it prints where to approve,
 //! polls until a person approves in a browser (started here with a session cookie), and
-//! prints the tokens; DPoP binding with a key file it creates; a denial; bad input. It reads
+//! prints the tokens; as an API key client or as `keygate-cli` (no `--client-id`); DPoP
+//! binding with a key file it creates; a denial; bad input. It reads
 //! no configuration: each run is in a directory whose configuration file is broken.
 
 use std::io::{BufRead, BufReader, Read};
@@ -22,20 +23,28 @@ struct Run {
     stderr: std::thread::JoinHandle<String>,
 }
 
-fn start(dir: &Path, client: &Credentials, args: &[&str]) -> Run {
+/// Runs `keygate login {args}` in `dir` as `client`'s API key (`None`: the default client,
+/// `keygate-cli`).
+fn start(dir: &Path, client: Option<&Credentials>, args: &[&str]) -> Run {
     let config = dir.join("config");
     if !config.exists() {
         std::fs::create_dir(&config).unwrap();
         std::fs::write(config.join("default.toml"), "this is [[not toml").unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keygate"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keygate"));
+    command
         .arg("login")
-        .args(["--client-id", &client.api_key_id])
-        .args(args)
         .current_dir(dir)
         .env_remove("KEYGATE_CONFIG")
-        // The secret from the environment, as the README advises (not in the process list).
-        .env("KEYGATE_CLIENT_SECRET", &client.api_key)
+        .env_remove("KEYGATE_CLIENT_SECRET");
+    if let Some(client) = client {
+        command
+            .args(["--client-id", &client.api_key_id])
+            // The secret from the environment, as the README advises (not in the process list).
+            .env("KEYGATE_CLIENT_SECRET", &client.api_key);
+    }
+    let mut child = command
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -108,7 +117,7 @@ async fn keygate_login_prints_where_to_approve_and_then_the_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let run = start(
         dir.path(),
-        &app.owner,
+        Some(&app.owner),
         &[
             "--url",
             &app.address,
@@ -156,7 +165,8 @@ async fn keygate_login_binds_the_tokens_to_its_dpop_key_and_reports_a_denial() {
     let base = ["--url", app.address.as_str(), "--org", "default"];
     let mut args = base.to_vec();
     args.extend(["--dpop-key", key_file.to_str().unwrap()]);
-    let (run, code) = start(dir.path(), &app.owner, &args).user_code().await;
+    // No --client-id: keygate-cli, the built-in public client.
+    let (run, code) = start(dir.path(), None, &args).user_code().await;
     let owner = browser(&app, "default", &app.owner.user_id).await;
     owner.approve(&app, &code).await;
     let (ok, stdout, stderr) = run.finish().await;
@@ -171,9 +181,12 @@ async fn keygate_login_binds_the_tokens_to_its_dpop_key_and_reports_a_denial() {
     let key =
         keygate::dpop_client::ClientKey::from_pem(&std::fs::read_to_string(&key_file).unwrap())
             .unwrap();
-    assert_eq!(claims_of(token)["cnf"]["jkt"], key.thumbprint().as_str());
+    let claims = claims_of(token);
+    assert_eq!(claims["cnf"]["jkt"], key.thumbprint().as_str());
+    assert_eq!(claims["client_id"], "keygate-cli");
+    assert_eq!(claims["sub"], app.owner.user_id.as_str());
 
-    let (run, code) = start(dir.path(), &app.owner, &base).user_code().await;
+    let (run, code) = start(dir.path(), Some(&app.owner), &base).user_code().await;
     let (status, page) = owner.decide(&app, &code, "deny").await;
     assert_eq!(status, reqwest::StatusCode::OK, "{page}");
     let (ok, stdout, stderr) = run.finish().await;
@@ -197,7 +210,7 @@ async fn keygate_login_explains_a_refusal_and_exits_with_failure() {
         if says == "invalid_scope" {
             args.extend(["--scope", "no:such"]);
         }
-        let (ok, stdout, stderr) = start(dir.path(), client, &args).finish().await;
+        let (ok, stdout, stderr) = start(dir.path(), Some(client), &args).finish().await;
         assert!(!ok, "{says}");
         assert!(stdout.is_empty(), "{stdout}");
         assert!(stderr.contains(says), "{says}: {stderr}");

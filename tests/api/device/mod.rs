@@ -4,6 +4,7 @@
 //! Browser sessions are mostly started directly (`people::session::start`); `signin` walks
 //! the real sign-in with an emailed code once.
 
+mod browser;
 mod flow;
 mod login;
 mod page;
