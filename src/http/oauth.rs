@@ -167,7 +167,7 @@ pub async fn token(
 /// `POST /v1/{org}/oauth/device_authorization` (RFC 8628 §3.1).
 #[utoipa::path(
     post, path = "/v1/{org}/oauth/device_authorization", tag = "OAuth", summary = "Device authorization (RFC 8628)",
-    description = "Starts the device flow: the client authenticates as at the token endpoint (an API key client: `client_id` + `client_secret` by HTTP Basic or in the form, or a `client_assertion`) and gets a `device_code` and a `user_code`. A person signed in to the organization's pages enters the code at `verification_uri` (or opens `verification_uri_complete`) and approves; meanwhile the client polls the token endpoint with `grant_type=urn:ietf:params:oauth:grant-type:device_code` and the `device_code`, no more often than every `interval` seconds. `scope` and `resource` (RFC 8707, repeatable) are checked here as at the token endpoint.",
+    description = "Starts the device flow: the client authenticates as at the token endpoint (an API key client: `client_id` + `client_secret` by HTTP Basic or in the form, or a `client_assertion`; a browser client as it registered, a public one with `client_id` alone; `keygate-cli`, the built-in public client of `keygate login`) and gets a `device_code` and a `user_code`. A person signed in to the organization's pages enters the code at `verification_uri` (or opens `verification_uri_complete`) and approves; meanwhile the client polls the token endpoint with `grant_type=urn:ietf:params:oauth:grant-type:device_code` and the `device_code`, no more often than every `interval` seconds. `scope` and `resource` (RFC 8707, repeatable) are checked here as at the token endpoint.",
     params(OrgPath),
     request_body(content = inline(DeviceAuthorizationForm), content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ()),
@@ -175,7 +175,7 @@ pub async fn token(
         (status = 200, description = "The codes (RFC 8628 §3.2)", body = DeviceAuthorization),
         (status = 400, description = "RFC 6749 §5.2 error (`invalid_request`, `invalid_scope`, `invalid_target`, `unauthorized_client`)", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client` (the `error_description` names the failed check)", body = OAuthErrorBody),
-        (status = 429, description = "`rate_limited`: too many failed client authentications (`Retry-After`)", body = OAuthErrorBody),
+        (status = 429, description = "`rate_limited` (`Retry-After`): too many failed client authentications, or too many pending requests of public clients from this IP", body = OAuthErrorBody),
         (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the replay cache cannot record the client assertion", body = OAuthErrorBody),
     )
 )]
@@ -338,13 +338,16 @@ pub struct TokenForm {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct DeviceAuthorizationForm {
-    /// The scopes asked for (space-separated); default: the client's.
+    /// The scopes asked for (space-separated); default: the client's (an API key's scopes,
+    /// a browser client's registered scope, every scope for `keygate-cli`).
     scope: Option<String>,
     /// RFC 8707: a registered protected resource the token is for (repeatable).
     resource: Option<Vec<String>>,
-    /// The API key id, when not sent with HTTP Basic.
+    /// The client, when not sent with HTTP Basic: an API key id, a browser client's id, or
+    /// `keygate-cli`.
     client_id: Option<String>,
-    /// The API key secret, when not sent with HTTP Basic.
+    /// The API key's (or a confidential browser client's) secret, when not sent with HTTP
+    /// Basic.
     client_secret: Option<String>,
     /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, with `client_assertion`.
     client_assertion_type: Option<String>,
