@@ -1,17 +1,20 @@
 //! The `keygate` command line (README, "The CLI"). Every command works directly on the configured
 //! database, so it works while the server is down. Listings and creations accept `--json`.
-//! The exceptions are `keygate dpop`, a DPoP client for trying bound tokens by hand, and
-//! `keygate client-assertion`, its `private_key_jwt` counterpart: they need neither
-//! configuration nor a database ([`run_dpop`], [`run_client_assertion`]).
+//! The exceptions are `keygate dpop`, a DPoP client for trying bound tokens by hand,
+//! `keygate client-assertion`, its `private_key_jwt` counterpart, and `keygate login`, the
+//! device flow from a terminal: they need neither configuration nor a database
+//! ([`run_dpop`], [`run_client_assertion`], [`run_login`]).
 
 mod assertion;
 mod client;
 mod keys;
+mod login;
 mod resource;
 
 pub use assertion::{ClientAssertionArgs, run_client_assertion};
 pub use client::ClientCommand;
 pub use keys::KeyCommand;
+pub use login::{LoginArgs, run_login};
 pub use resource::ResourceCommand;
 
 use std::io::Write;
@@ -76,6 +79,9 @@ pub enum Command {
     /// (no configuration or database).
     #[command(name = "client-assertion")]
     ClientAssertion(ClientAssertionArgs),
+    /// Get tokens for a person from a terminal: the device flow (RFC 8628) against a
+    /// running keygate (no configuration or database).
+    Login(LoginArgs),
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +259,13 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 Ok(())
             } else {
                 anyhow::bail!("client-assertion failed")
+            }
+        }
+        Command::Login(args) => {
+            if run_login(args).await == ExitCode::SUCCESS {
+                Ok(())
+            } else {
+                anyhow::bail!("login failed")
             }
         }
     }

@@ -34,6 +34,7 @@ pub struct Settings {
     pub housekeeping: HousekeepingSettings,
     pub smtp: SmtpSettings,
     pub login: LoginSettings,
+    pub device: DeviceSettings,
 }
 
 impl Default for Settings {
@@ -57,6 +58,7 @@ impl Default for Settings {
             housekeeping: HousekeepingSettings::default(),
             smtp: SmtpSettings::default(),
             login: LoginSettings::default(),
+            device: DeviceSettings::default(),
         }
     }
 }
@@ -527,6 +529,43 @@ impl Default for LoginSettings {
             codes_per_email: 5,
             codes_per_ip: 30,
             window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// The device authorization grant (RFC 8628; README, "Device flow and `keygate login`").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSettings {
+    /// How long a `device_code` and its `user_code` stay valid (`expires_in`).
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    /// The least time between two polls of the token endpoint (`interval`, whole seconds,
+    /// at least 1 s).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Wrong user codes one browser session (and one person) may type within
+    /// `user_code_window` before the verification page answers 429.
+    pub user_code_failures: u32,
+    /// Wrong user codes one client IP may type within `user_code_window`.
+    pub user_code_failures_per_ip: u32,
+    /// The window the wrong user codes are counted in.
+    #[serde(with = "humantime_serde")]
+    pub user_code_window: Duration,
+    /// Pending device authorization requests of public clients (no client authentication,
+    /// e.g. `keygate-cli`) one client IP may hold at once.
+    pub pending_per_ip: u32,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: Duration::from_secs(600),
+            interval: Duration::from_secs(5),
+            user_code_failures: 10,
+            user_code_failures_per_ip: 30,
+            user_code_window: Duration::from_secs(15 * 60),
+            pending_per_ip: 10,
         }
     }
 }

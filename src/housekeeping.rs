@@ -4,7 +4,9 @@
 //! leeway, expired `Idempotency-Key` records, browser sessions past their expiry plus
 //! `housekeeping.session_retention`, login challenges (one-time codes) once they have
 //! expired and left the throttle's `login.window`, authorization codes expired longer than
-//! `tokens.refresh_ttl`, and audit events older than `audit.retention`.
+//! `tokens.refresh_ttl`, audit events older than `audit.retention`, device authorization
+//! requests (RFC 8628) a day past their expiry, and wrong user codes older than the
+//! throttle's window (`device.user_code_window`).
 //! It owns no query (those are in `storage`) and decides nothing about live rows.
 //!
 //! Why these cutoffs (docs/architecture.md, "Housekeeping"):
@@ -18,6 +20,10 @@
 //! - An authorization code is kept after its expiry as long as the session its use opened
 //!   may live (`tokens.refresh_ttl`), so that a late second use still revokes that session
 //!   (RFC 6749 §4.1.2).
+//! - A device code past its expiry gives no tokens any more; it is kept for
+//!   [`DEVICE_CODE_RETENTION`] so that a device polling late hears `expired_token` (or
+//!   `access_denied`) rather than `invalid_grant`. A wrong user code stops counting at the
+//!   end of its window.
 //!
 //! In a fleet every node runs the task. Each statement is an idempotent
 //! `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so two nodes purging at once only share
@@ -42,7 +48,12 @@ pub struct Purged {
     pub login_challenges: u64,
     pub authorization_codes: u64,
     pub audit_events: u64,
+    pub device_codes: u64,
+    pub user_code_attempts: u64,
 }
+
+/// How long a device authorization request is kept after its expiry.
+pub const DEVICE_CODE_RETENTION: Duration = Duration::from_secs(86_400);
 
 /// `now - by`, or the earliest instant when that underflows.
 fn before(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -83,6 +94,8 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     // was made (it expires sooner), so it is kept that long after its expiry.
     let challenges_cutoff = before(now, settings.login.window);
     let codes_cutoff = before(now, settings.tokens.refresh_ttl);
+    let device_cutoff = before(now, DEVICE_CODE_RETENTION);
+    let attempts_cutoff = before(now, settings.device.user_code_window);
     Ok(Purged {
         refresh_tokens: drain(limit, pause, |n| {
             storage::refresh_tokens::purge_expired(db, sessions_cutoff, n)
@@ -121,6 +134,14 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
             })
             .await?
         },
+        device_codes: drain(limit, pause, |n| {
+            storage::device_codes::purge_expired(db, device_cutoff, n)
+        })
+        .await?,
+        user_code_attempts: drain(limit, pause, |n| {
+            storage::device_codes::purge_attempts(db, attempts_cutoff, n)
+        })
+        .await?,
     })
 }
 

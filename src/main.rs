@@ -13,6 +13,7 @@ async fn main() -> std::process::ExitCode {
         Some(Command::ClientAssertion(args)) => {
             return keygate::cli::run_client_assertion(args);
         }
+        Some(Command::Login(args)) => return keygate::cli::run_login(args).await,
         command => command.unwrap_or(Command::Serve),
     };
     let settings = match Settings::load() {

@@ -19,6 +19,7 @@ mod m20261207_000010_browser_sessions;
 mod m20261207_000015_login_codes;
 mod m20261207_000020_clients;
 mod m20261207_000030_authorization_codes;
+mod m20261207_000040_device_codes;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000015_login_codes::Migration),
             Box::new(m20261207_000020_clients::Migration),
             Box::new(m20261207_000030_authorization_codes::Migration),
+            Box::new(m20261207_000040_device_codes::Migration),
         ]
     }
 }

@@ -67,6 +67,9 @@ pub enum ClientSource {
     Dynamic,
     /// A Client ID Metadata Document: the `client_id` is the URL of its JSON.
     MetadataDocument,
+    /// Known to every organization without being stored: `keygate-cli`, the public client
+    /// of `keygate login` ([`crate::oauth::device::cli_client`]).
+    BuiltIn,
 }
 
 impl ClientSource {
@@ -76,6 +79,7 @@ impl ClientSource {
             ClientSource::Registered => "registered",
             ClientSource::Dynamic => "dynamic",
             ClientSource::MetadataDocument => "metadata_document",
+            ClientSource::BuiltIn => "built_in",
         }
     }
 
@@ -166,14 +170,17 @@ impl Clients {
     }
 }
 
-/// The client `client_id` names in `org`: a registered or dynamically registered client
-/// (`cli_…`, with its stored row), or a Client ID Metadata Document fetched (with the
-/// outbound SSRF guards) and cached ([`document`]).
+/// The client `client_id` names in `org`: the built-in `keygate-cli`, a registered or
+/// dynamically registered client (`cli_…`, with its stored row), or a Client ID Metadata
+/// Document fetched (with the outbound SSRF guards) and cached ([`document`]).
 async fn lookup(
     state: &AppState,
     org: &organization::Model,
     client_id: &str,
 ) -> Result<(Client, Option<client::Model>), ClientError> {
+    if client_id == crate::oauth::device::cli_client::CLIENT_ID {
+        return Ok((crate::oauth::device::cli_client::client(), None));
+    }
     if is_id(client_id, "cli") {
         let model = storage::clients::get(&state.storage, &org.id, client_id)
             .await?

@@ -143,6 +143,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(resource("/oauth/revoke").route(web::post().to(oauth::revoke)))
                 .service(resource("/oauth/introspect").route(web::post().to(oauth::introspect)))
                 .service(
+                    resource("/oauth/device_authorization")
+                        .route(web::post().to(oauth::device_authorization)),
+                )
+                .service(
+                    resource("/device")
+                        .route(web::get().to(pages::device::show))
+                        .route(web::post().to(pages::device::submit)),
+                )
+                .service(
                     resource("/.well-known/oauth-authorization-server")
                         .route(web::get().to(oauth::metadata)),
                 )

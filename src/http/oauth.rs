@@ -10,6 +10,7 @@ use super::handlers::request_meta;
 use super::schema::{ErrorBody, OAuthErrorBody, OrgPath};
 use super::{WantsDpopNonce, current_nonce, request_id};
 use crate::oauth::TokenBody;
+use crate::oauth::device::DeviceAuthorization;
 use crate::oauth::form::Params;
 use crate::oauth::{self, ErrorCode, OAuthError, OAuthRequest};
 use crate::state::AppState;
@@ -163,6 +164,39 @@ pub async fn token(
         .json(response.body))
 }
 
+/// `POST /v1/{org}/oauth/device_authorization` (RFC 8628 §3.1).
+#[utoipa::path(
+    post, path = "/v1/{org}/oauth/device_authorization", tag = "OAuth", summary = "Device authorization (RFC 8628)",
+    description = "Starts the device flow: the client authenticates as at the token endpoint (an API key client: `client_id` + `client_secret` by HTTP Basic or in the form, or a `client_assertion`; a browser client as it registered, a public one with `client_id` alone; `keygate-cli`, the built-in public client of `keygate login`) and gets a `device_code` and a `user_code`. A person signed in to the organization's pages enters the code at `verification_uri` (or opens `verification_uri_complete`) and approves; meanwhile the client polls the token endpoint with `grant_type=urn:ietf:params:oauth:grant-type:device_code` and the `device_code`, no more often than every `interval` seconds. `scope` and `resource` (RFC 8707, repeatable) are checked here as at the token endpoint.",
+    params(OrgPath),
+    request_body(content = inline(DeviceAuthorizationForm), content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "The codes (RFC 8628 §3.2)", body = DeviceAuthorization),
+        (status = 400, description = "RFC 6749 §5.2 error (`invalid_request`, `invalid_scope`, `invalid_target`, `unauthorized_client`)", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client` (the `error_description` names the failed check)", body = OAuthErrorBody),
+        (status = 429, description = "`rate_limited` (`Retry-After`): too many failed client authentications, or too many pending requests of public clients from this IP", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`: the replay cache cannot record the client assertion", body = OAuthErrorBody),
+    )
+)]
+pub async fn device_authorization(
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, OAuthResponse> {
+    let request = oauth_request(&req, &org, payload, &[])
+        .await
+        .map_err(|e| fail(&state, e))?;
+    let body = oauth::device::authorize(&state, request)
+        .await
+        .map_err(|e| fail(&state, e))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body))
+}
+
 /// `POST /v1/{org}/oauth/revoke`.
 #[utoipa::path(
     post, path = "/v1/{org}/oauth/revoke", tag = "OAuth", summary = "Revocation (RFC 7009)",
@@ -260,7 +294,8 @@ pub async fn metadata(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct TokenForm {
-    /// `client_credentials`, `refresh_token` or `authorization_code`.
+    /// `client_credentials`, `refresh_token`, `authorization_code` or
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
     grant_type: String,
     /// With `refresh_token`.
     refresh_token: Option<String>,
@@ -272,6 +307,11 @@ pub struct TokenForm {
     /// With `authorization_code`: the PKCE verifier (RFC 7636 §4.1: 43 to 128 characters of
     /// `A-Z a-z 0-9 - . _ ~`) whose S256 challenge the authorization request sent.
     code_verifier: Option<String>,
+    /// With the device code grant (RFC 8628 §3.4): the `device_code` of the device
+    /// authorization response. Until the person decides: `authorization_pending`, or
+    /// `slow_down` when polled sooner than the interval (which then grows by 5 s); then the
+    /// tokens (once), `access_denied`, or `expired_token`.
+    device_code: Option<String>,
     /// Narrows the scopes (space-separated).
     scope: Option<String>,
     /// With `client_credentials`: the user to act for.
@@ -291,6 +331,27 @@ pub struct TokenForm {
     /// A key-pair client's signed JWT (`private_key_jwt`, RFC 7523 §2.2): `iss` = `sub` =
     /// the API key id, `aud` = the issuer, `exp` at most 5 minutes ahead, a single-use
     /// `jti`. Instead of `client_secret` and Basic, never with them.
+    client_assertion: Option<String>,
+}
+
+/// The form of the device authorization endpoint (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct DeviceAuthorizationForm {
+    /// The scopes asked for (space-separated); default: the client's (an API key's scopes,
+    /// a browser client's registered scope, every scope for `keygate-cli`).
+    scope: Option<String>,
+    /// RFC 8707: a registered protected resource the token is for (repeatable).
+    resource: Option<Vec<String>>,
+    /// The client, when not sent with HTTP Basic: an API key id, a browser client's id, or
+    /// `keygate-cli`.
+    client_id: Option<String>,
+    /// The API key's (or a confidential browser client's) secret, when not sent with HTTP
+    /// Basic.
+    client_secret: Option<String>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, with `client_assertion`.
+    client_assertion_type: Option<String>,
+    /// A key-pair client's signed JWT (`private_key_jwt`), as at the token endpoint.
     client_assertion: Option<String>,
 }
 

@@ -32,6 +32,7 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         handlers::signin_with_api_key,
         handlers::me,
         oauth::token,
+        oauth::device_authorization,
         oauth::revoke,
         oauth::introspect,
         oauth::metadata,
@@ -83,7 +84,7 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
     modifiers(&Security),
     tags(
         (name = "Sign-in", description = "API key → access token (see the README, Quick start), and who the caller is"),
-        (name = "OAuth", description = "RFC 6749 token endpoint, RFC 7009 revocation, RFC 7662 introspection"),
+        (name = "OAuth", description = "RFC 6749 token endpoint, RFC 8628 device authorization, RFC 7009 revocation, RFC 7662 introspection"),
         (name = "Discovery", description = "RFC 8414 metadata and the signing keys"),
         (name = "API keys", description = "Create, list, rotate and revoke API keys"),
         (name = "Users", description = "Users and service accounts of an organization"),

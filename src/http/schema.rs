@@ -35,7 +35,9 @@ pub struct ErrorDetail {
 #[schema(example = json!({"error": "invalid_client", "error_description": "client authentication failed", "request_id": "6f1c2a9e-8d1b-4a53-9a0e-3f5c2b1d7e42"}))]
 pub struct OAuthErrorBody {
     /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `invalid_scope`, `invalid_dpop_proof`, `use_dpop_nonce`.
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`, `invalid_dpop_proof`,
+    /// `use_dpop_nonce`; with the device code grant (RFC 8628 §3.5) also
+    /// `authorization_pending`, `slow_down`, `access_denied`, `expired_token`.
     pub error: String,
     pub error_description: String,
     pub request_id: String,

@@ -29,7 +29,13 @@ pub fn document(state: &AppState, org: &organization::Model) -> Value {
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
-        "grant_types_supported": ["client_credentials", "refresh_token", "authorization_code"],
+        "device_authorization_endpoint": format!("{issuer}/oauth/device_authorization"),
+        "grant_types_supported": [
+            "client_credentials",
+            "refresh_token",
+            "authorization_code",
+            super::device::GRANT_TYPE,
+        ],
         // The authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9207).
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

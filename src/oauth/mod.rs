@@ -1,13 +1,14 @@
 //! The OAuth 2 endpoints of an organization (RFC 6749): the authorization endpoint
-//! (authorization code + PKCE), the token endpoint with its grants (one file each),
-//! revocation (RFC 7009), introspection (RFC 7662) and server metadata (RFC 8414). No HTTP
-//! types here: handlers pass the form parameters and headers in and map [`OAuthError`] to
-//! the RFC 6749 §5.2 body.
+//! (authorization code + PKCE), the token endpoint with its grants (one file each), the
+//! device authorization grant (RFC 8628, [`device`]), revocation (RFC 7009), introspection
+//! (RFC 7662) and server metadata (RFC 8414). No HTTP types here: handlers pass the form
+//! parameters and headers in and map [`OAuthError`] to the RFC 6749 §5.2 body.
 
 mod authorization_code;
 pub mod authorize;
 pub mod client;
 mod client_credentials;
+pub mod device;
 pub mod form;
 pub mod introspect;
 pub mod metadata;
@@ -44,6 +45,14 @@ pub enum ErrorCode {
     /// Too many failed client authentications (HTTP 429 with `Retry-After`).
     RateLimited,
     ServerError,
+    /// RFC 8628 §3.5: the person has not decided yet; poll again after the interval.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled too soon; the interval grows by 5 seconds.
+    SlowDown,
+    /// RFC 8628 §3.5: the person denied the request.
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
     /// RFC 6749 §4.1.2.1's name for a temporary overload, used here at the token endpoint
     /// too: the DPoP replay store cannot record the proof (503, `Retry-After`).
     TemporarilyUnavailable,
@@ -63,6 +72,10 @@ impl ErrorCode {
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
@@ -210,9 +223,13 @@ pub async fn token(state: &AppState, req: OAuthRequest<'_>) -> Result<TokenRespo
         Some("client_credentials") => client_credentials::grant(state, &org, &req).await,
         Some("refresh_token") => refresh_token::grant(state, &org, &req).await,
         Some("authorization_code") => authorization_code::grant(state, &org, &req).await,
+        Some(device::GRANT_TYPE) => device::token(state, &org, &req).await,
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            "grant_type must be client_credentials, refresh_token or authorization_code",
+            format!(
+                "grant_type must be client_credentials, refresh_token, authorization_code or {}",
+                device::GRANT_TYPE
+            ),
         )),
     }
 }

@@ -9,6 +9,7 @@ pub mod browser_sessions;
 pub mod clients;
 pub mod consents;
 pub mod cross_org_grants;
+pub mod device_codes;
 pub mod idempotency;
 pub mod login_challenges;
 pub mod orgs;

@@ -95,6 +95,8 @@ impl TestDatabase {
             authorization_code,
             consent,
             client,
+            device_code,
+            user_code_attempt,
         );
         let sql = if self.is_postgres() {
             "SELECT table_name AS name FROM information_schema.tables \

@@ -582,7 +582,12 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
     );
     assert_eq!(
         a["grant_types_supported"],
-        serde_json::json!(["client_credentials", "refresh_token", "authorization_code"])
+        serde_json::json!([
+            "client_credentials",
+            "refresh_token",
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
     assert_eq!(
         a["token_endpoint_auth_methods_supported"],

@@ -43,6 +43,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         ("POST", "/v1/{org}/oauth/token"),
         ("POST", "/v1/{org}/oauth/revoke"),
         ("POST", "/v1/{org}/oauth/introspect"),
+        ("POST", "/v1/{org}/oauth/device_authorization"),
         ("GET", "/v1/{org}/.well-known/oauth-authorization-server"),
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/v1/{org}/.well-known/jwks.json"),
@@ -92,7 +93,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         );
     }
     // And nothing is documented that the server does not answer.
-    assert_eq!(operations.len(), 44, "{operations:?}");
+    assert_eq!(operations.len(), 45, "{operations:?}");
 
     let signin = &doc["paths"]["/v1/{org}/user/signin_with_api_key"]["post"];
     let headers: Vec<&str> = signin["parameters"]

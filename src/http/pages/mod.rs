@@ -6,6 +6,7 @@
 //! the domain.
 
 pub mod authorize;
+pub mod device;
 pub mod login;
 
 use actix_web::http::StatusCode;
