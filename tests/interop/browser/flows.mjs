@@ -222,8 +222,11 @@ try {
     return post("/oauth/token", grant, client.headers);
   }
 
-  /** One device authorization by `client`, which the person approves or denies in the browser. */
-  async function deviceFlow(client, decision, screenshots = false) {
+  /**
+   * One device authorization by `client`, which the person approves or denies in the browser;
+   * `shots` names the screenshots of the confirmation page and of the page after the decision.
+   */
+  async function deviceFlow(client, decision, shots = {}) {
     const { status, body: grant } = await post("/oauth/device_authorization", client.fields, client.headers);
     check(
       status === 200 && typeof grant.device_code === "string" && /^[A-Z]{4}-[A-Z]{4}$/.test(grant.user_code) &&
@@ -241,10 +244,12 @@ try {
     check(new URL(page.url()).pathname === `/v1/${org}/device`, `signed in already: the device page asks to confirm (at ${page.url()})`);
     check(await page.getByText(client.name).count() > 0, `the device page names the client, ${client.name}`);
     check(await page.getByText(grant.user_code).count() > 0, `the device page shows the user code ${grant.user_code} to compare`);
-    if (screenshots) await shot(page, "device");
+    if (shots.confirm) await shot(page, shots.confirm);
     await page.getByRole("button", { name: decision }).click();
-    await page.waitForLoadState();
-    if (screenshots) await shot(page, `device-${decision.toLowerCase()}d`);
+    const outcome = decision === "Approve" ? "Device approved" : "Denied";
+    await page.getByRole("heading", { name: outcome }).waitFor();
+    console.log(`   the page after ${decision}: "${outcome}"`);
+    if (shots.after) await shot(page, shots.after);
 
     const answer = await poll(client, grant.device_code, grant.interval);
     if (decision === "Deny") {
@@ -261,9 +266,9 @@ try {
     check(again.status === 400 && again.body.error === "invalid_grant", `${client.label}: the device code again: invalid_grant (tokens are issued once)`);
   }
 
-  await deviceFlow(agent, "Approve", true);
+  await deviceFlow(agent, "Approve", { confirm: "device", after: "device-approved" });
   await deviceFlow(publicClient, "Approve");
-  await deviceFlow(agent, "Deny", true);
+  await deviceFlow(agent, "Deny", { after: "device-denied" });
 
   check(refused.length === 0, `the pages requested nothing from another origin${refused.length ? `: ${refused.join(", ")}` : ""}`);
   check(pageErrors.length === 0, `no script error in the pages${pageErrors.length ? `: ${pageErrors.join(" | ")}` : ""}`);
