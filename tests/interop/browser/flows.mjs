@@ -1,7 +1,9 @@
 // The browser side of .ci/browser-flows: a person signs in to keygate's pages with the
 // emailed code (read from keygate's development log line), approves a registered public
 // browser client (authorization code + PKCE S256, RFC 6749 §4.1, RFC 7636, with `state`
-// and RFC 9207 `iss`), and approves and denies devices (RFC 8628), in headless Chromium
+// and RFC 9207 `iss`; then the remembered consent, and Deny after prompt=consent), and
+// approves and denies devices asked by an agent's API key and by the public client
+// (RFC 8628), in headless Chromium
 // driven by playwright-core. Elements are found by their labels and roles, as assistive
 // technology finds them. The client's side (its redirect target, the token requests) is
 // plain Node: a loopback HTTP server and fetch. Every request the pages make to another
@@ -130,14 +132,19 @@ try {
   page.on("pageerror", (error) => pageErrors.push(String(error)));
 
   // --- authorization code + PKCE ------------------------------------------------------------
-  const verifier = randomBytes(32).toString("base64url");
-  const challenge = createHash("sha256").update(verifier).digest("base64url");
-  const state = randomBytes(16).toString("base64url");
-  const authorize = new URL(`${issuer}/oauth/authorize`);
-  for (const [name, value] of Object.entries({
-    response_type: "code", client_id: clientId, redirect_uri: redirectUri,
-    code_challenge: challenge, code_challenge_method: "S256", state, scope: "keys:read",
-  })) authorize.searchParams.set(name, value);
+  /** An authorization request with a fresh PKCE verifier (S256) and state. */
+  function authorizationRequest(extra = {}) {
+    const verifier = randomBytes(32).toString("base64url");
+    const state = randomBytes(16).toString("base64url");
+    const url = new URL(`${issuer}/oauth/authorize`);
+    for (const [name, value] of Object.entries({
+      response_type: "code", client_id: clientId, redirect_uri: redirectUri, scope: "keys:read", state,
+      code_challenge: createHash("sha256").update(verifier).digest("base64url"), code_challenge_method: "S256", ...extra,
+    })) url.searchParams.set(name, value);
+    return { url, verifier, state };
+  }
+
+  const { url: authorize, verifier, state } = authorizationRequest();
 
   await page.goto(authorize.href);
   check(new URL(page.url()).pathname === `/v1/${org}/login`, `not signed in: the authorize URL sends the browser to /v1/${org}/login (at ${page.url()})`);
@@ -191,6 +198,27 @@ try {
   check(me.status === 200 && me.body.user_id === userId && me.body.email === email, `/user/me with it: ${me.body.email} (${me.body.user_id})`);
   const replay = await post("/oauth/token", exchange);
   check(replay.status === 400 && replay.body.error === "invalid_grant", "the same code again: invalid_grant (single use)");
+
+  // Consent is remembered: the same request again goes straight back to the client with a code.
+  const again = authorizationRequest();
+  await page.goto(again.url.href);
+  await page.waitForURL((url) => url.href.startsWith(redirectUri));
+  const remembered = new URL(page.url());
+  check(
+    remembered.searchParams.get("state") === again.state && remembered.searchParams.has("code"),
+    "the same client and scope again: no consent page, a code at once (consent remembered)",
+  );
+  // prompt=consent asks again; Deny sends the person back with access_denied (RFC 6749 §4.1.2.1).
+  const denied = authorizationRequest({ prompt: "consent" });
+  await page.goto(denied.url.href);
+  await page.getByRole("button", { name: "Deny" }).click();
+  await page.waitForURL((url) => url.href.startsWith(redirectUri));
+  const refusal = new URL(page.url()).searchParams;
+  check(
+    refusal.get("error") === "access_denied" && refusal.get("state") === denied.state && refusal.get("iss") === issuer &&
+      !refusal.has("code"),
+    "prompt=consent shows the page again; Deny: access_denied with state and iss, no code",
+  );
 
   // --- device authorization grant (RFC 8628) ------------------------------------------------
   // Two kinds of client ask: an agent's API key (client_secret_basic) and the public browser
