@@ -131,6 +131,39 @@ try {
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(String(error)));
 
+  const consoleErrors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") consoleErrors.push(message.text());
+  });
+
+  /** On the sign-in page: the email, the code keygate logs, Sign in. `shots` names screenshots. */
+  async function signIn(shots = {}) {
+    if (shots.signin) await shot(page, shots.signin);
+    const codesBefore = loggedCodes().length;
+    await page.getByLabel("Email address").fill(email);
+    await page.getByRole("button", { name: "Email me a code" }).click();
+    await page.getByLabel("6-digit code").waitFor();
+    check(await page.getByText(email).count() > 0, "the code page names the email address");
+    if (shots.code) await shot(page, shots.code);
+    const code = await newLoggedCode(codesBefore);
+    console.log(`   keygate logged a 6-digit code for ${email}`);
+    await page.getByLabel("6-digit code").fill(code);
+    await page.getByRole("button", { name: "Sign in" }).click();
+  }
+
+  /** Waits until the browser is at the client's redirect URI; a failure names where it is instead. */
+  async function atRedirectUri(label) {
+    const errorsBefore = consoleErrors.length;
+    try {
+      await page.waitForURL((url) => url.href.startsWith(redirectUri), { timeout: 15_000 });
+    } catch {
+      const errors = consoleErrors.slice(errorsBefore);
+      check(false, `${label}: the browser did not reach ${redirectUri}; it is at ${page.url()}` +
+        (errors.length ? `; browser console errors: ${errors.join(" | ")}` : ""));
+    }
+    return new URL(page.url());
+  }
+
   // --- authorization code + PKCE ------------------------------------------------------------
   /** An authorization request with a fresh PKCE verifier (S256) and state. */
   function authorizationRequest(extra = {}) {
@@ -148,17 +181,7 @@ try {
 
   await page.goto(authorize.href);
   check(new URL(page.url()).pathname === `/v1/${org}/login`, `not signed in: the authorize URL sends the browser to /v1/${org}/login (at ${page.url()})`);
-  await shot(page, "signin");
-  const codesBefore = loggedCodes().length;
-  await page.getByLabel("Email address").fill(email);
-  await page.getByRole("button", { name: "Email me a code" }).click();
-  await page.getByLabel("6-digit code").waitFor();
-  check(await page.getByText(email).count() > 0, "the code page names the email address");
-  await shot(page, "code");
-  const code = await newLoggedCode(codesBefore);
-  console.log(`   keygate logged a 6-digit code for ${email}`);
-  await page.getByLabel("6-digit code").fill(code);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await signIn({ signin: "signin", code: "code" });
 
   await page.getByRole("button", { name: "Approve" }).waitFor();
   check(new URL(page.url()).pathname === `/v1/${org}/oauth/authorize`, `signed in: back at the authorize URL, which shows the consent page (at ${page.url()})`);
@@ -173,9 +196,7 @@ try {
   );
   await shot(page, "consent");
   await page.getByRole("button", { name: "Approve" }).click();
-  await page.waitForURL((url) => url.href.startsWith(redirectUri));
-
-  const callback = new URL(page.url());
+  const callback = await atRedirectUri("Approve");
   console.log(`   redirected to ${callback.origin}${callback.pathname} with ${[...callback.searchParams.keys()].join(", ")}`);
   check(callbacks.length === 1, "the client's redirect target received one authorization response");
   check(callback.searchParams.get("state") === state, "state came back unchanged");
@@ -202,18 +223,40 @@ try {
   // Consent is remembered: the same request again goes straight back to the client with a code.
   const again = authorizationRequest();
   await page.goto(again.url.href);
-  await page.waitForURL((url) => url.href.startsWith(redirectUri));
-  const remembered = new URL(page.url());
+  const remembered = await atRedirectUri("the same request again");
   check(
     remembered.searchParams.get("state") === again.state && remembered.searchParams.has("code"),
     "the same client and scope again: no consent page, a code at once (consent remembered)",
   );
+  // Signed out, the same request leads through the sign-in pages; with the consent remembered,
+  // the code form's answer redirects to the authorize URL and on to the client at once (a
+  // chain of redirects from a form post that the pages' CSP form-action must allow).
+  await page.goto(`${issuer}/login`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Email address").waitFor();
+  const afterSignOut = (await context.cookies(`${issuer}/`)).some((cookie) => cookie.name === "keygate_session");
+  check(!afterSignOut && new URL(page.url()).pathname === `/v1/${org}/login`, "Sign out: the session cookie is gone, back at the sign-in page");
+  const resumed = authorizationRequest();
+  await page.goto(resumed.url.href);
+  check(new URL(page.url()).pathname === `/v1/${org}/login`, `signed out: the authorize URL sends the browser to sign in (at ${page.url()})`);
+  await signIn();
+  const resumedAnswer = await atRedirectUri("signed in again, consent remembered");
+  check(
+    resumedAnswer.searchParams.get("state") === resumed.state && resumedAnswer.searchParams.has("code") &&
+      resumedAnswer.searchParams.get("iss") === issuer,
+    "signed in again: straight from the code form to the client with a code (consent remembered)",
+  );
+  const resumedTokens = await post("/oauth/token", {
+    grant_type: "authorization_code", code: resumedAnswer.searchParams.get("code"), redirect_uri: redirectUri,
+    client_id: clientId, code_verifier: resumed.verifier,
+  });
+  check(resumedTokens.status === 200 && resumedTokens.body.scope === "keys:read", "that code gets a token too");
+
   // prompt=consent asks again; Deny sends the person back with access_denied (RFC 6749 §4.1.2.1).
   const denied = authorizationRequest({ prompt: "consent" });
   await page.goto(denied.url.href);
   await page.getByRole("button", { name: "Deny" }).click();
-  await page.waitForURL((url) => url.href.startsWith(redirectUri));
-  const refusal = new URL(page.url()).searchParams;
+  const refusal = (await atRedirectUri("Deny")).searchParams;
   check(
     refusal.get("error") === "access_denied" && refusal.get("state") === denied.state && refusal.get("iss") === issuer &&
       !refusal.has("code"),
@@ -300,6 +343,7 @@ try {
 
   check(refused.length === 0, `the pages requested nothing from another origin${refused.length ? `: ${refused.join(", ")}` : ""}`);
   check(pageErrors.length === 0, `no script error in the pages${pageErrors.length ? `: ${pageErrors.join(" | ")}` : ""}`);
+  check(consoleErrors.length === 0, `no error in the browser console (CSP violations show there)${consoleErrors.length ? `: ${consoleErrors.join(" | ")}` : ""}`);
   console.log("browser-flows: all checks passed");
 } catch (error) {
   console.log(error instanceof CheckFailed ? `FAIL: ${error.message}` : `FAIL: ${error.name}: ${error.message}`);
