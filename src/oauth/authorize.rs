@@ -4,7 +4,8 @@
 //! DPoP key (RFC 9449 §10). Responses carry `iss` (RFC 9207). No HTTP types: the pages
 //! module passes the parameters, the person and the step in, and renders the [`Outcome`].
 //!
-//! One public entry point, [`respond`]. Its checks, in RFC 6749 §4.1.2.1's order:
+//! One public entry point, [`respond`] (and [`continuation_source`], what a sign-in form
+//! that continues to an authorization request must allow). Its checks, in RFC 6749 §4.1.2.1's order:
 //! 1. (the consent form only) a person is signed in and the form's CSRF token is theirs,
 //!    else the sign-in page or a 403 page: nothing else of a forged form is looked at;
 //! 2. `client_id` names a client keygate knows, and `redirect_uri` is one of its
@@ -333,3 +334,31 @@ fn client_allows(client: &Client, scope: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The CSP `form-action` source a sign-in form needs when signing in continues to
+/// `return_to` (a path and query of keygate's): when it is an authorization request of
+/// `org` for a client keygate knows with one of that client's redirect URIs, that URI's
+/// origin. Browsers check `form-action` against every redirect that answers a form, and
+/// with a remembered consent the authorization request answers with a redirect to the
+/// client at once. `None` otherwise (the form then posts and lands on keygate only).
+pub async fn continuation_source(
+    state: &AppState,
+    org: &organization::Model,
+    return_to: &str,
+) -> Option<String> {
+    let url = url::Url::parse(&format!("{}{return_to}", state.public_url)).ok()?;
+    if url.path() != format!("/v1/{}/oauth/authorize", org.slug) {
+        return None;
+    }
+    let param = |name: &str| {
+        let mut values = url.query_pairs().filter(|(k, _)| k == name).map(|(_, v)| v);
+        let first = values.next()?;
+        values.next().is_none().then_some(first.into_owned())
+    };
+    let (client_id, redirect_uri) = (param("client_id")?, param("redirect_uri")?);
+    let client = clients::resolve(state, org, &client_id).await.ok()?;
+    client
+        .accepts_redirect_uri(&redirect_uri)
+        .then(|| consent::csp_source(&redirect_uri))
+        .flatten()
+}

@@ -56,6 +56,22 @@ pub fn with_page_headers(
     builder
 }
 
+/// Lets the forms of `response`'s page post to keygate AND be answered by a redirect to
+/// `source` (an origin, or `scheme:`): browsers check `form-action` against every redirect
+/// that answers a form, so a form whose answer sends the browser on to a client (consent,
+/// a sign-in that continues to an authorization request) must allow the client's origin.
+pub fn allow_form_action(response: &mut HttpResponse, source: &str) {
+    let csp = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {source}"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 /// A page that only says something: an error nobody can be redirected to, a
 /// confirmation.
 #[derive(Template)]

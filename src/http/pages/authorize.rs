@@ -3,7 +3,7 @@
 //! and the outcome rendered (an error page, a redirect, the consent page).
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::StreamExt;
@@ -94,15 +94,8 @@ async fn respond(
                 },
             );
             // The form's answer redirects to the client: `form-action` must allow it.
-            if let Some(source) = &view.redirect_source
-                && let Ok(csp) = HeaderValue::from_str(&pages::CONTENT_SECURITY_POLICY.replace(
-                    "form-action 'self'",
-                    &format!("form-action 'self' {source}"),
-                ))
-            {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_SECURITY_POLICY, csp);
+            if let Some(source) = &view.redirect_source {
+                pages::allow_form_action(&mut response, source);
             }
             response
         }

@@ -10,6 +10,7 @@ use entity::organization;
 use super::{Form, failure, org_of, see_other, with_cookies};
 use crate::admin::parse_email;
 use crate::http::handlers::request_meta;
+use crate::oauth::authorize;
 use crate::people::login::{self, CODE_TTL, CodeError, RequestError};
 use crate::people::prelogin::PreLogin;
 use crate::people::return_to::ReturnTo;
@@ -99,8 +100,9 @@ fn code_page(
     email: &str,
     challenge: &str,
     error: Option<&str>,
+    continues_to: Option<&str>,
 ) -> HttpResponse {
-    page(
+    let mut response = page(
         status,
         &CodePage {
             org_name: &org.name,
@@ -113,7 +115,21 @@ fn code_page(
             error,
             restart_href: &restart_href(org, return_to),
         },
-    )
+    );
+    // Signing in may go on to an authorization request that redirects to its client at once.
+    if let Some(source) = continues_to {
+        web::allow_form_action(&mut response, source);
+    }
+    response
+}
+
+/// The client origin a code form must let its answer redirect to (see [`code_page`]).
+async fn continues_to(
+    state: &AppState,
+    org: &organization::Model,
+    return_to: Option<&ReturnTo>,
+) -> Option<String> {
+    authorize::continuation_source(state, org, return_to?.as_str()).await
 }
 
 /// `GET /v1/{org}/login?return_to=…`: the email form; a signed-in person goes on to
@@ -191,6 +207,9 @@ pub async fn request_code(
             &email,
             &requested.challenge_id,
             None,
+            continues_to(&state, &org, return_to.as_ref())
+                .await
+                .as_deref(),
         ),
         Err(RequestError::Throttled { retry_after }) => {
             let minutes = retry_after.div_ceil(60);
@@ -236,6 +255,7 @@ pub async fn submit_code(
     let email = form.get("email").unwrap_or_default();
     let meta = request_meta(&req);
     let code = form.get("code").unwrap_or_default();
+    let source = continues_to(&state, &org, return_to.as_ref()).await;
     let again = |error: &str| {
         code_page(
             &state,
@@ -246,6 +266,7 @@ pub async fn submit_code(
             email,
             challenge,
             Some(error),
+            source.as_deref(),
         )
     };
     let ended = |title: &str, message: &str| {

@@ -489,3 +489,61 @@ async fn a_metadata_document_client_goes_through_the_whole_flow() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.headers().get("location").is_none());
 }
+
+/// A sign-in that continues to an authorization request may be answered, through that
+/// request, by a redirect to the client at once (a remembered consent), and browsers check
+/// the code form's `form-action` against every redirect that answers it: the code page lets
+/// the form reach that client's redirect origin, and nothing else.
+#[tokio::test]
+async fn a_sign_in_that_continues_to_an_authorization_request_lets_its_form_reach_the_client() {
+    use crate::people::{Browser, add_person, spawn_with_mail};
+    let (app, _sink) = spawn_with_mail().await;
+    add_person(&app, "default", "ann@example.com", Role::Member).await;
+    let client = public_client(&app).await;
+    let authorize_path = |params: &[(String, String)]| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        format!("/v1/default/oauth/authorize?{query}")
+    };
+    let form_action = |page: &crate::people::Page| {
+        let csp = page.header("content-security-policy").unwrap_or_default();
+        csp.split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("form-action"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let params = request(&client, &Pkce::new(), &[]);
+    let page = Browser::new(&app)
+        .ask_code("default", "ann@example.com", Some(&authorize_path(&params)))
+        .await;
+    assert_eq!(form_action(&page), "form-action 'self' https://agent.example");
+
+    // A redirect URI the client did not register, a client keygate does not know, another
+    // page of keygate: the form may post to keygate only.
+    let foreign: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "redirect_uri" => (k.clone(), "https://attacker.example/cb".to_owned()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let unknown: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "client_id" => (k.clone(), "cli_unknown0000000000000000".to_owned()),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    for to in [
+        authorize_path(&foreign),
+        authorize_path(&unknown),
+        "/v1/default/device".to_owned(),
+    ] {
+        let page = Browser::new(&app)
+            .ask_code("default", "ann@example.com", Some(&to))
+            .await;
+        assert_eq!(form_action(&page), "form-action 'self'", "{to}");
+    }
+}
