@@ -162,6 +162,24 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "clients:write",
 ];
 
+/// What one of keygate's own scopes lets a token do, in words for the pages where a person
+/// approves a client (`None`: not one of keygate's scopes).
+pub fn scope_description(scope: &str) -> Option<&'static str> {
+    Some(match scope {
+        "keys:read" => "See API keys",
+        "keys:write" => "Create, rotate and revoke API keys",
+        "users:read" => "See users and their sessions",
+        "users:write" => "Change users",
+        "sessions:write" => "End sessions",
+        "audit:read" => "Read the audit log",
+        "resources:read" => "See the protected resources",
+        "resources:write" => "Register, change and remove protected resources",
+        "clients:read" => "See the applications registered here",
+        "clients:write" => "Register and delete applications",
+        _ => return None,
+    })
+}
+
 /// A set of known scopes, rendered space-separated (RFC 6749 §3.3).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Scopes(BTreeSet<&'static str>);

@@ -44,7 +44,7 @@ pub struct LoginArgs {
     /// The client's secret (an API key client's `ak_…`), sent with HTTP Basic.
     #[arg(long, env = "KEYGATE_CLIENT_SECRET", hide_env_values = true)]
     client_secret: Option<String>,
-    /// The scopes to ask for (space-separated); default: the client's.
+    /// The scopes to ask for (space-separated); default: none (the token only says who you are).
     #[arg(long)]
     scope: Option<String>,
     /// A registered protected resource the token is for (RFC 8707; repeatable).

@@ -12,6 +12,7 @@ use crate::ids::new_id;
 use crate::people::Person;
 use crate::state::AppState;
 use crate::storage::{self, StorageError};
+use crate::types::scope_description;
 
 /// What the consent page shows and posts back.
 #[derive(Debug)]
@@ -116,7 +117,7 @@ pub(super) async fn view(
             .split_ascii_whitespace()
             .map(|s| {
                 let own = grant.target.is_none();
-                (s.to_owned(), own.then(|| describe(s)).flatten())
+                (s.to_owned(), own.then(|| scope_description(s)).flatten())
             })
             .collect(),
         resources,
@@ -134,22 +135,5 @@ pub(super) fn csp_source(uri: &str) -> Option<String> {
     Some(match url.origin() {
         origin @ url::Origin::Tuple(..) => origin.ascii_serialization(),
         url::Origin::Opaque(_) => format!("{}:", url.scheme()),
-    })
-}
-
-/// What one of keygate's scopes lets a token do, in words for the consent page.
-pub(super) fn describe(scope: &str) -> Option<&'static str> {
-    Some(match scope {
-        "keys:read" => "See API keys",
-        "keys:write" => "Create, rotate and revoke API keys",
-        "users:read" => "See users and their sessions",
-        "users:write" => "Change users",
-        "sessions:write" => "End sessions",
-        "audit:read" => "Read the audit log",
-        "resources:read" => "See the protected resources",
-        "resources:write" => "Register, change and remove protected resources",
-        "clients:read" => "See the applications registered here",
-        "clients:write" => "Register and delete applications",
-        _ => return None,
     })
 }

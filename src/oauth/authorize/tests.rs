@@ -222,8 +222,8 @@ fn a_consent_covers_what_it_holds_and_nothing_more() {
 
 #[test]
 fn codes_have_one_shape() {
-    assert!(describe("keys:read").is_some());
-    assert!(describe("mcp:tools").is_none());
+    assert!(crate::types::scope_description("keys:read").is_some());
+    assert!(crate::types::scope_description("mcp:tools").is_none());
     assert!(is_code(&format!("ac_{}", random_base62(CODE_RANDOM_LEN))));
     let wrong_prefix = format!("rt_{}", "a".repeat(43));
     let bad_char = format!("ac_{}!", "a".repeat(42));

@@ -39,8 +39,9 @@ pub struct Review {
     /// `XXXX-XXXX`, to compare with the device's screen.
     pub user_code: String,
     pub client: ClientView,
-    /// The scopes the token would carry (sorted).
-    pub scopes: Vec<String>,
+    /// The scopes the token would carry (sorted), each with what it lets the token do when
+    /// it is one of keygate's own.
+    pub scopes: Vec<(String, Option<&'static str>)>,
     /// The protected resources (RFC 8707) it would be for; empty: keygate itself.
     pub resources: Vec<String>,
     pub expires_at: DateTime<Utc>,
@@ -88,7 +89,10 @@ pub async fn review(
     Ok(Review {
         user_code: code.display(),
         client,
-        scopes: scope.split_ascii_whitespace().map(str::to_owned).collect(),
+        scopes: scope
+            .split_ascii_whitespace()
+            .map(|s| (s.to_owned(), crate::types::scope_description(s)))
+            .collect(),
         resources,
         expires_at: row.expires_at,
     })

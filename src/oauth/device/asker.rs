@@ -1,8 +1,8 @@
 //! The client of a device authorization request ("the asker") and what a person's approval
-//! can give it. An API key client: what it asked for (nothing asked: the key's scopes),
-//! within the key's scopes. A browser client (registered, a Client ID Metadata Document,
-//! or the built-in `keygate-cli`): what it asked for (nothing asked: its registered scope;
-//! `keygate-cli`: every scope of keygate's), within its registered scope when it has one.
+//! can give it: what it asked for, nothing when it asked for nothing (a token that only
+//! says who the person is, as for an authorization code). An API key client: within the
+//! key's scopes. A browser client (registered, a Client ID Metadata Document, or the
+//! built-in `keygate-cli`): within its registered scope when it has one.
 //! Either way keygate's own scopes are also limited to what the person's role can grant
 //! ([`policy::grantable`]), and with `resource` the RFC 8707 rules of `crate::resources`
 //! apply.
@@ -10,10 +10,9 @@
 use chrono::{DateTime, Utc};
 use entity::{api_key, device_code, organization};
 
-use super::cli_client;
 use crate::admin::policy;
 use crate::auth::session::SessionClient;
-use crate::clients::{self, Client, ClientError, ClientSource};
+use crate::clients::{self, Client, ClientError};
 use crate::ids::is_id;
 use crate::resources::{self, Target, TargetError};
 use crate::state::AppState;
@@ -83,14 +82,6 @@ fn client_allows(client: &Client, scope: &str) -> bool {
         .is_none_or(|allowed| allowed.split_ascii_whitespace().any(|s| s == scope))
 }
 
-/// What a browser client gets of keygate's scopes when it asks for none.
-fn default_scope(client: &Client) -> String {
-    if client.source == ClientSource::BuiltIn && client.client_id == cli_client::CLIENT_ID {
-        return KNOWN_SCOPES.join(" ");
-    }
-    client.scope.clone().unwrap_or_default()
-}
-
 /// Checks a browser client's `scope` and `resource` at the device authorization endpoint
 /// (the person's role is checked at approval): the scope to store (`None`: the default)
 /// and the resources' target.
@@ -131,8 +122,8 @@ pub async fn check_browser_request(
     Ok((Some(names.join(" ")), None))
 }
 
-/// What a person with `role` grants `asker`: the `requested` scope (none: the client's
-/// default), for keygate itself or for `resources` (stored URIs).
+/// What a person with `role` grants `asker`: the `requested` scope (none: no scope at all),
+/// for keygate itself or for `resources` (stored URIs).
 pub async fn grantable(
     state: &AppState,
     org: &organization::Model,
@@ -153,12 +144,10 @@ pub async fn grantable(
         .ok_or_else(|| TargetError::InvalidTarget("no resource".into()))?;
         return Ok((target.scope.clone(), Some(target)));
     }
-    let base = match (asker, requested) {
-        (_, Some(requested)) => requested.to_owned(),
-        (Asker::Key(key), None) => key.scopes.clone(),
-        (Asker::Browser(client), None) => default_scope(client),
-    };
-    let mut granted: Vec<&str> = base
+    // No `scope`: none, a token that only says who the person is, as for an authorization
+    // code (README, "Device flow and `keygate login`"): a person approves what was named.
+    let mut granted: Vec<&str> = requested
+        .unwrap_or_default()
         .split_ascii_whitespace()
         .filter(|s| asker.allows_own(s) && policy::grantable(role, s))
         .collect();

@@ -13,8 +13,8 @@ use crate::clients::{Client, ClientAuth, ClientSource};
 /// no other client.
 pub const CLIENT_ID: &str = "keygate-cli";
 
-/// The client, as the flows see it. It sets no limit of its own on scopes (`scope: None`);
-/// asked for nothing, it gets every scope of keygate's that the person's role can grant.
+/// The client, as the flows see it. It sets no limit of its own on scopes (`scope: None`):
+/// it gets what it asks for, within what the person's role can grant.
 pub fn client() -> Client {
     Client {
         client_id: CLIENT_ID.to_owned(),

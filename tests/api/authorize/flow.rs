@@ -518,7 +518,10 @@ async fn a_sign_in_that_continues_to_an_authorization_request_lets_its_form_reac
     let page = Browser::new(&app)
         .ask_code("default", "ann@example.com", Some(&authorize_path(&params)))
         .await;
-    assert_eq!(form_action(&page), "form-action 'self' https://agent.example");
+    assert_eq!(
+        form_action(&page),
+        "form-action 'self' https://agent.example"
+    );
 
     // A redirect URI the client did not register, a client keygate does not know, another
     // page of keygate: the form may post to keygate only.

@@ -184,22 +184,20 @@ async fn keygate_cli_is_a_public_client_of_every_organization_for_the_device_flo
     let member = app.create_user("default", Role::Member).await;
     let cli = keygate_cli();
 
-    // Asked for nothing: every scope of keygate's the person's role can grant.
+    // Asked for nothing: no scope, a token that only says who the person is.
     let tokens = approved(&app, &cli, &member.user_id, &[]).await;
-    assert_eq!(
-        tokens["scope"],
-        "keys:read keys:write sessions:write users:read users:write"
-    );
+    assert_eq!(tokens["scope"], "");
     let claims = claims_of(str_of(&tokens, "access_token"));
     assert_eq!(claims["client_id"], "keygate-cli");
     assert_eq!(claims["sub"], member.user_id.as_str());
     let (status, me) = json(app.me("default", str_of(&tokens, "access_token")).await).await;
     assert_eq!(status, StatusCode::OK, "{me}");
-    let tokens = approved(&app, &cli, &app.owner.user_id, &[]).await;
+    // Asked for every scope: an owner grants them all.
     let every: std::collections::BTreeSet<&str> =
         keygate::types::KNOWN_SCOPES.iter().copied().collect();
-    let every: Vec<&str> = every.into_iter().collect();
-    assert_eq!(tokens["scope"], every.join(" "));
+    let every = every.into_iter().collect::<Vec<&str>>().join(" ");
+    let tokens = approved(&app, &cli, &app.owner.user_id, &[("scope", &every)]).await;
+    assert_eq!(tokens["scope"], every);
     let (status, body) = refresh(
         &app,
         "default",

@@ -83,11 +83,9 @@ async fn a_person_approves_and_the_client_polls_its_tokens_once() {
     let (status, tokens) = poll(&app, &app.owner, &device_code).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(tokens["token_type"], "Bearer");
-    // The owner's key has every scope; the member's role exercises these.
-    assert_eq!(
-        tokens["scope"],
-        "keys:read keys:write sessions:write users:read users:write"
-    );
+    // Nothing asked for: no scope (the owner's key could have had every scope), a token
+    // that only says who the person is.
+    assert_eq!(tokens["scope"], "");
     let access = str_of(&tokens, "access_token");
     let claims = claims_of(access);
     assert_eq!(claims["sub"], person.user_id.as_str());
@@ -335,11 +333,14 @@ async fn the_scope_is_what_was_asked_within_the_key_and_the_persons_role() {
     )
     .await;
     assert_eq!(tokens["scope"], "keys:read");
-    // Not asked: the key's scopes; a key limited to keys:read gives only that, even to an owner.
+    // Not asked: no scope at all, even from a key that may use keys:read, even for an owner.
     let narrow = app
         .create_scoped_key("default", &app.owner.user_id, &["keys:read"])
         .await;
     let tokens = approved_tokens(&app, &narrow, &app.owner.user_id, &[]).await;
+    assert_eq!(tokens["scope"], "");
+    let tokens =
+        approved_tokens(&app, &narrow, &app.owner.user_id, &[("scope", "keys:read")]).await;
     assert_eq!(tokens["scope"], "keys:read");
     // The role as it is when the tokens are collected: a demotion after the approval counts.
     let codes = started(&app, &app.owner, &[("scope", "audit:read keys:read")]).await;
