@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 use crate::keys::signing::SigningAlg;
 
+mod people;
+pub use people::{ClientSettings, DeviceSettings, LoginSettings, SmtpSettings};
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -261,41 +264,6 @@ impl Default for FederationSettings {
     }
 }
 
-/// Clients of the browser and device flows (README, "Browser clients: registered, metadata
-/// documents, dynamic registration"): fetching Client ID Metadata Documents and throttling
-/// RFC 7591 dynamic registration.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClientSettings {
-    /// The longest a fetched metadata document is used before it is fetched again (a
-    /// shorter `Cache-Control: max-age` wins).
-    #[serde(with = "humantime_serde")]
-    pub metadata_cache_ttl: Duration,
-    /// The least time between two fetches of one metadata document URL: a failed fetch is
-    /// not retried, and a document is kept at least this long whatever its headers say.
-    #[serde(with = "humantime_serde")]
-    pub metadata_min_ttl: Duration,
-    /// The largest metadata document read (the draft recommends 5 KB).
-    pub metadata_max_bytes: usize,
-    /// How long one metadata document fetch may take.
-    #[serde(with = "humantime_serde")]
-    pub metadata_timeout: Duration,
-    /// Dynamic registrations one client IP may make per hour (RFC 7591 §5).
-    pub registrations_per_ip_per_hour: u32,
-}
-
-impl Default for ClientSettings {
-    fn default() -> Self {
-        Self {
-            metadata_cache_ttl: Duration::from_secs(300),
-            metadata_min_ttl: Duration::from_secs(10),
-            metadata_max_bytes: 5 * 1024,
-            metadata_timeout: Duration::from_secs(5),
-            registrations_per_ip_per_hour: 10,
-        }
-    }
-}
-
 /// Brute-force throttles (docs/security.md): failed sign-ins and failed client
 /// authentications that could have been a guess, per presented key id and per client IP.
 #[derive(Clone, Debug, Deserialize)]
@@ -482,94 +450,6 @@ impl Default for HousekeepingSettings {
     }
 }
 
-/// The mail server that sends people their sign-in codes (README, "People sign in to
-/// keygate's pages").
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SmtpSettings {
-    /// `smtps://user:password@host[:465]` (TLS from the first byte) or
-    /// `smtp://user:password@host[:587]` (STARTTLS, required: no mail goes out in clear);
-    /// `?tls=none` sends in clear (a relay on this machine). Unset: no mail; then the code
-    /// goes to the log when keygate's public URL is on loopback, and email sign-in is off
-    /// otherwise.
-    pub url: Option<SecretString>,
-    /// The sender (`keygate <keygate@example.com>`); required with `url`.
-    pub from: Option<String>,
-    /// How long one delivery (connect, TLS, the whole SMTP dialogue) may take.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-}
-
-impl Default for SmtpSettings {
-    fn default() -> Self {
-        Self {
-            url: None,
-            from: None,
-            timeout: Duration::from_secs(15),
-        }
-    }
-}
-
-/// People signing in with an emailed code: how many codes may be asked for.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LoginSettings {
-    /// Codes one email address may be sent per `window` in one organization.
-    pub codes_per_email: u32,
-    /// Codes one client IP (IPv6: its /64) may ask for per `window`, all organizations
-    /// together.
-    pub codes_per_ip: u32,
-    #[serde(with = "humantime_serde")]
-    pub window: Duration,
-}
-
-impl Default for LoginSettings {
-    fn default() -> Self {
-        Self {
-            codes_per_email: 5,
-            codes_per_ip: 30,
-            window: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-/// The device authorization grant (RFC 8628; README, "Device flow and `keygate login`").
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DeviceSettings {
-    /// How long a `device_code` and its `user_code` stay valid (`expires_in`).
-    #[serde(with = "humantime_serde")]
-    pub code_ttl: Duration,
-    /// The least time between two polls of the token endpoint (`interval`, whole seconds,
-    /// at least 1 s).
-    #[serde(with = "humantime_serde")]
-    pub interval: Duration,
-    /// Wrong user codes one browser session (and one person) may type within
-    /// `user_code_window` before the verification page answers 429.
-    pub user_code_failures: u32,
-    /// Wrong user codes one client IP may type within `user_code_window`.
-    pub user_code_failures_per_ip: u32,
-    /// The window the wrong user codes are counted in.
-    #[serde(with = "humantime_serde")]
-    pub user_code_window: Duration,
-    /// Pending device authorization requests of public clients (no client authentication,
-    /// e.g. `keygate-cli`) one client IP may hold at once.
-    pub pending_per_ip: u32,
-}
-
-impl Default for DeviceSettings {
-    fn default() -> Self {
-        Self {
-            code_ttl: Duration::from_secs(600),
-            interval: Duration::from_secs(5),
-            user_code_failures: 10,
-            user_code_failures_per_ip: 30,
-            user_code_window: Duration::from_secs(15 * 60),
-            pending_per_ip: 10,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("KEYGATE_CONFIG names {0}, which does not exist")]
@@ -617,119 +497,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[allow(clippy::result_large_err)]
-    fn layers_override_in_order_and_reject_unknown_keys() {
-        figment::Jail::expect_with(|jail| {
-            jail.create_file(
-                "default.toml",
-                "[tokens]\naccess_ttl = \"10m\"\n[server]\nbind = \"0.0.0.0:1\"",
-            )?;
-            jail.create_file("site.toml", "[tokens]\naccess_ttl = \"5m\"")?;
-            jail.set_env("KEYGATE__TOKENS__ACCESS_TTL", "2m");
-            jail.set_env("KEYGATE__DATA_DIR", "/srv/kg");
-            let s: Settings =
-                Settings::figment(Path::new("default.toml"), Some(Path::new("site.toml")))
-                    .unwrap()
-                    .merge(Env::prefixed("KEYGATE__").split("__"))
-                    .extract()?;
-            assert_eq!(s.tokens.access_ttl, Duration::from_secs(120));
-            assert_eq!(s.server.bind, "0.0.0.0:1");
-            assert_eq!(s.data_dir, PathBuf::from("/srv/kg"));
-            assert_eq!(s.tokens.refresh_ttl, Duration::from_secs(30 * 86_400));
-
-            jail.set_env("KEYGATE__TOKENS__ACESS_TTL", "1m");
-            let err = Settings::figment(Path::new("default.toml"), None)
-                .unwrap()
-                .merge(Env::prefixed("KEYGATE__").split("__"))
-                .extract::<Settings>()
-                .unwrap_err();
-            assert!(err.to_string().contains("acess_ttl"), "{err}");
-            Ok(())
-        });
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)]
-    fn throttle_proxy_and_audit_settings_have_their_documented_names() {
-        figment::Jail::expect_with(|jail| {
-            let defaults: Settings = Figment::new().extract()?;
-            assert_eq!(defaults.limits.failed_auth_per_key_per_minute, 10);
-            assert_eq!(defaults.limits.failed_auth_per_ip_per_minute, 30);
-            assert!(defaults.server.trusted_proxies.is_empty());
-            jail.set_env("KEYGATE__LIMITS__FAILED_AUTH_PER_KEY_PER_MINUTE", "100");
-            jail.set_env("KEYGATE__LIMITS__FAILED_AUTH_PER_IP_PER_MINUTE", "1000");
-            jail.set_env(
-                "KEYGATE__SERVER__TRUSTED_PROXIES",
-                "[\"10.0.0.0/8\", \"::1\"]",
-            );
-            jail.set_env("KEYGATE__AUDIT__QUEUE_CAPACITY", "16");
-            let s: Settings = Figment::new()
-                .merge(Env::prefixed("KEYGATE__").split("__"))
-                .extract()?;
-            assert_eq!(s.limits.failed_auth_per_key_per_minute, 100);
-            assert_eq!(s.limits.failed_auth_per_ip_per_minute, 1000);
-            assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "::1"]);
-            assert_eq!(s.audit.queue_capacity, 16);
-            Ok(())
-        });
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)]
-    fn login_and_smtp_settings_have_their_documented_names_and_defaults() {
-        use secrecy::ExposeSecret;
-        figment::Jail::expect_with(|jail| {
-            let defaults: Settings = Figment::new().extract()?;
-            assert_eq!(defaults.login.codes_per_email, 5);
-            assert_eq!(defaults.login.codes_per_ip, 30);
-            assert_eq!(defaults.login.window, Duration::from_secs(900));
-            assert!(defaults.smtp.url.is_none() && defaults.smtp.from.is_none());
-            assert_eq!(defaults.smtp.timeout, Duration::from_secs(15));
-            jail.set_env("KEYGATE__SMTP__URL", "smtps://me:hunter2@mail.example.com");
-            jail.set_env("KEYGATE__SMTP__FROM", "keygate <keygate@example.com>");
-            jail.set_env("KEYGATE__LOGIN__CODES_PER_EMAIL", "3");
-            jail.set_env("KEYGATE__LOGIN__CODES_PER_IP", "100");
-            jail.set_env("KEYGATE__LOGIN__WINDOW", "1h");
-            let s: Settings = Figment::new()
-                .merge(Env::prefixed("KEYGATE__").split("__"))
-                .extract()?;
-            assert_eq!(
-                s.smtp.url.as_ref().map(|u| u.expose_secret().to_owned()),
-                Some("smtps://me:hunter2@mail.example.com".to_owned())
-            );
-            assert!(!format!("{s:?}").contains("hunter2"));
-            assert_eq!(s.login.codes_per_email, 3);
-            assert_eq!(s.login.codes_per_ip, 100);
-            assert_eq!(s.login.window, Duration::from_secs(3600));
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn the_shipped_default_toml_says_what_the_defaults_are() {
-        let shipped: Settings = Figment::new()
-            .merge(Toml::string(include_str!("../config/default.toml")))
-            .extract()
-            .unwrap();
-        let login = LoginSettings::default();
-        assert_eq!(shipped.login.codes_per_email, login.codes_per_email);
-        assert_eq!(shipped.login.codes_per_ip, login.codes_per_ip);
-        assert_eq!(shipped.login.window, login.window);
-        assert_eq!(shipped.smtp.timeout, SmtpSettings::default().timeout);
-        assert!(shipped.smtp.url.is_none());
-    }
-
-    #[test]
-    fn a_missing_named_file_is_an_error() {
-        let err = Settings::figment(
-            Path::new("nope.toml"),
-            Some(Path::new("/nonexistent/kg.toml")),
-        )
-        .unwrap_err();
-        assert!(matches!(err, ConfigError::MissingFile(_)));
-    }
-}
+mod tests;
