@@ -163,6 +163,9 @@ impl From<SessionError> for OAuthError {
                 ErrorCode::UnauthorizedClient,
                 "this client may not act for that user",
             ),
+            SessionError::Refused(Refusal::ClientGone) => {
+                OAuthError::new(ErrorCode::InvalidClient, "the client was deleted")
+            }
             err => OAuthError {
                 cause: Some(err.to_string()),
                 ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use entity::{api_key, refresh_token, session, user};
+use entity::{api_key, client, refresh_token, session, user};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
@@ -35,6 +35,8 @@ pub enum Refusal {
     /// The key's owner may no longer act for the user (a demotion, or a promotion of the
     /// user above the owner).
     ActingDenied,
+    /// The browser client (`cli_…`) was deleted before the session was opened.
+    ClientGone,
 }
 
 /// The refusals of a batch, by session id (sessions not named here are open).
@@ -99,6 +101,9 @@ pub async fn open_many(
     for (id, refusal) in refuse_changed_users(&txn, openings).await? {
         refusals.entry(id).or_insert(refusal);
     }
+    for (id, refusal) in refuse_deleted_clients(&txn, openings).await? {
+        refusals.entry(id).or_insert(refusal);
+    }
     txn.commit().await?;
     Ok(refusals)
 }
@@ -146,6 +151,56 @@ async fn end_with_revoked_keys(
                 refusals.insert(session.id.clone(), Refusal::KeyRevoked);
             }
         }
+    }
+    Ok(refusals)
+}
+
+/// A registered browser client (`cli_…`) deleted after its request was checked, before the
+/// batch is committed: its new sessions end, as the deletion ends the sessions it finds
+/// (`storage::clients::delete`). Runs after the inserts, so on SQLite the write lock is
+/// held; on PostgreSQL the clients' rows are share-locked, so a deletion either commits
+/// first (and the row is gone here) or waits for this commit and then sees these sessions.
+/// Clients without a row (Client ID Metadata Documents, the built-in `keygate-cli`) and API
+/// keys are not concerned.
+async fn refuse_deleted_clients(
+    txn: &DatabaseTransaction,
+    openings: &[&Opening],
+) -> Result<Refusals> {
+    let ids: BTreeSet<&str> = openings
+        .iter()
+        .map(|o| o.session.api_key_id.as_str())
+        .filter(|id| crate::ids::is_id(id, "cli"))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Refusals::new());
+    }
+    let mut query = client::Entity::find().filter(client::Column::Id.is_in(ids.iter().copied()));
+    if txn.get_database_backend() == DbBackend::Postgres {
+        query = query.lock_shared();
+    }
+    let live: BTreeSet<(String, String)> = query
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|c| (c.org_id, c.id))
+        .collect();
+    let refusals: Refusals = openings
+        .iter()
+        .map(|o| &o.session)
+        .filter(|s| ids.contains(s.api_key_id.as_str()))
+        .filter(|s| !live.contains(&(s.org_id.clone(), s.api_key_id.clone())))
+        .map(|s| (s.id.clone(), Refusal::ClientGone))
+        .collect();
+    if !refusals.is_empty() {
+        session::Entity::update_many()
+            .col_expr(
+                session::Column::RevokedAt,
+                Expr::col(session::Column::CreatedAt),
+            )
+            .filter(session::Column::Id.is_in(refusals.keys().map(String::as_str)))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
     }
     Ok(refusals)
 }

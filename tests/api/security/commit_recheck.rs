@@ -149,3 +149,63 @@ async fn a_key_revoked_through_this_node_is_refused_before_any_commit() {
     // no session row was written for it.
     assert_eq!(sessions_of(&app, &creds.api_key_id).await, (1, 0));
 }
+
+/// A browser client deleted between its token request's checks and the commit of the new
+/// session: the commit reads the client again and writes the session ended, as the
+/// deletion ends the sessions it finds (`storage::clients::delete`). Driven at the storage
+/// layer, where the window between the two is: the same opening commits while the client
+/// exists and is refused once it is gone.
+#[tokio::test]
+async fn a_browser_clients_new_session_is_refused_at_its_commit_once_the_client_is_deleted() {
+    use keygate::storage::sessions::{Opening, Refusal, open_many};
+    let app = spawn_app().await;
+    let client = crate::authorize::public_client(&app).await;
+    let org = keygate::admin::find_org(&app.state.storage, "default")
+        .await
+        .unwrap();
+    let opening = || {
+        let now = app.now();
+        let session = entity::session::Model {
+            id: keygate::ids::new_id("ses"),
+            org_id: org.id.clone(),
+            user_id: app.owner.user_id.clone(),
+            api_key_id: client.id.clone(),
+            actor_user_id: None,
+            dpop_jkt: None,
+            scope: String::new(),
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            revoked_at: None,
+            refreshed_at: None,
+            resources: None,
+        };
+        let (_, refresh) = keygate::auth::session::new_refresh_token(&app.state, &session, now);
+        Opening {
+            session,
+            refresh,
+            touch_key: false,
+        }
+    };
+
+    let before = opening();
+    let refusals = open_many(&app.state.storage, &[&before], app.now())
+        .await
+        .unwrap();
+    assert!(refusals.is_empty(), "{refusals:?}");
+
+    keygate::storage::clients::delete(&app.state.storage, &org.id, &client.id, app.now())
+        .await
+        .unwrap();
+    let after = opening();
+    let refusals = open_many(&app.state.storage, &[&after], app.now())
+        .await
+        .unwrap();
+    assert_eq!(refusals.get(&after.session.id), Some(&Refusal::ClientGone));
+    for id in [&before.session.id, &after.session.id] {
+        let stored = keygate::storage::sessions::get(&app.state.storage, &org.id, id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.revoked_at.is_some(), "{id} is still open");
+    }
+}
