@@ -155,6 +155,23 @@ async fn end_with_revoked_keys(
     Ok(refusals)
 }
 
+/// Writes the refused sessions of a batch ended as of their creation: they never gave out
+/// a token.
+async fn end_refused(txn: &DatabaseTransaction, refusals: &Refusals) -> Result<()> {
+    if !refusals.is_empty() {
+        session::Entity::update_many()
+            .col_expr(
+                session::Column::RevokedAt,
+                Expr::col(session::Column::CreatedAt),
+            )
+            .filter(session::Column::Id.is_in(refusals.keys().map(String::as_str)))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// A registered browser client (`cli_…`) deleted after its request was checked, before the
 /// batch is committed: its new sessions end, as the deletion ends the sessions it finds
 /// (`storage::clients::delete`). Runs after the inserts, so on SQLite the write lock is
@@ -191,17 +208,7 @@ async fn refuse_deleted_clients(
         .filter(|s| !live.contains(&(s.org_id.clone(), s.api_key_id.clone())))
         .map(|s| (s.id.clone(), Refusal::ClientGone))
         .collect();
-    if !refusals.is_empty() {
-        session::Entity::update_many()
-            .col_expr(
-                session::Column::RevokedAt,
-                Expr::col(session::Column::CreatedAt),
-            )
-            .filter(session::Column::Id.is_in(refusals.keys().map(String::as_str)))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(txn)
-            .await?;
-    }
+    end_refused(txn, &refusals).await?;
     Ok(refusals)
 }
 
@@ -257,17 +264,7 @@ async fn refuse_changed_users(
             refusals.insert(session.id.clone(), refusal);
         }
     }
-    if !refusals.is_empty() {
-        session::Entity::update_many()
-            .col_expr(
-                session::Column::RevokedAt,
-                Expr::col(session::Column::CreatedAt),
-            )
-            .filter(session::Column::Id.is_in(refusals.keys().map(String::as_str)))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(txn)
-            .await?;
-    }
+    end_refused(txn, &refusals).await?;
     Ok(refusals)
 }
 
