@@ -7,12 +7,14 @@
 
 mod assertion;
 mod client;
+mod dpop;
 mod keys;
 mod login;
 mod resource;
 
 pub use assertion::{ClientAssertionArgs, run_client_assertion};
 pub use client::ClientCommand;
+pub use dpop::ProxyArgs;
 pub use keys::KeyCommand;
 pub use login::{LoginArgs, run_login};
 pub use resource::ResourceCommand;
@@ -218,6 +220,10 @@ pub enum DpopCommand {
         #[arg(long)]
         curl: bool,
     },
+    /// A local forward proxy to keygate that signs a fresh proof for every request, binds
+    /// tokens at sign-in and the token endpoint, and sends bound tokens as `DPoP` with
+    /// `ath` (for Postman, Scalar and curl).
+    Proxy(ProxyArgs),
 }
 
 fn parse_alg(text: &str) -> Result<DpopAlg, String> {
@@ -253,7 +259,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Resource(cmd) => resource::run(cmd, &settings, clock.as_ref()).await,
         Command::Client(cmd) => client::run(cmd, &settings, clock.as_ref()).await,
         Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
-        Command::Dpop(cmd) => dpop(cmd, clock.as_ref()),
+        Command::Dpop(cmd) => dpop(cmd, clock.as_ref()).await,
         Command::ClientAssertion(args) => {
             if run_client_assertion(args) == ExitCode::SUCCESS {
                 Ok(())
@@ -273,8 +279,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 
 /// Runs a `keygate dpop` command before (and without) loading settings, starting logging or
 /// opening the database. Errors go to stderr and exit with 2.
-pub fn run_dpop(cmd: DpopCommand) -> ExitCode {
-    match dpop(cmd, &SystemClock) {
+pub async fn run_dpop(cmd: DpopCommand) -> ExitCode {
+    match dpop(cmd, &SystemClock).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("keygate: {err:#}");
@@ -283,8 +289,9 @@ pub fn run_dpop(cmd: DpopCommand) -> ExitCode {
     }
 }
 
-fn dpop(cmd: DpopCommand, clock: &dyn Clock) -> anyhow::Result<()> {
+async fn dpop(cmd: DpopCommand, clock: &dyn Clock) -> anyhow::Result<()> {
     match cmd {
+        DpopCommand::Proxy(args) => dpop::proxy(args).await?,
         DpopCommand::Keygen { alg, out, force } => {
             let key = ClientKey::generate(alg);
             write_key(&out, &key, force)?;

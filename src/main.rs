@@ -9,7 +9,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
         // A client-side tool: no settings, logging or database.
-        Some(Command::Dpop(cmd)) => return keygate::cli::run_dpop(cmd),
+        Some(Command::Dpop(cmd)) => return keygate::cli::run_dpop(cmd).await,
         Some(Command::ClientAssertion(args)) => {
             return keygate::cli::run_client_assertion(args);
         }

@@ -87,6 +87,7 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
 
+        settings.docs.dpop_proxy().map_err(anyhow::Error::msg)?;
         let mailer = Mailer::from_settings(&settings.smtp, &public_url)?;
         let pepper = Arc::new(secrets.pepper);
         let dpop = Dpop::new(

@@ -194,9 +194,34 @@ pub struct DocsSettings {
     /// A local copy of that script (for air-gapped installs): served at
     /// `/docs/scalar.js`, which the page then loads instead of `scalar_script_url`.
     pub scalar_local_path: Option<PathBuf>,
+    /// The address of a `keygate dpop proxy` (e.g. `http://127.0.0.1:8081`) that `/docs`
+    /// offers as a second server, so Scalar's "Try it" can use DPoP-bound tokens. Unset:
+    /// keygate alone.
+    pub dpop_proxy_url: Option<String>,
 }
 
 impl DocsSettings {
+    /// `dpop_proxy_url` checked: an absolute `http` or `https` URL with a host and no
+    /// credentials, query or fragment, without its trailing `/`.
+    pub fn dpop_proxy(&self) -> Result<Option<String>, String> {
+        let Some(text) = &self.dpop_proxy_url else {
+            return Ok(None);
+        };
+        let bad = |why: &str| format!("docs.dpop_proxy_url `{text}`: {why}");
+        let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("an http or https URL with a host is expected"));
+        }
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(bad("credentials, a query or a fragment do not belong here"));
+        }
+        Ok(Some(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
     /// The `integrity` the page puts on the script loaded from `scalar_script_url`.
     pub fn script_integrity(&self) -> Option<&str> {
         match &self.scalar_script_integrity {
@@ -215,6 +240,7 @@ impl Default for DocsSettings {
             scalar_script_url: DEFAULT_SCALAR_SCRIPT_URL.into(),
             scalar_script_integrity: None,
             scalar_local_path: None,
+            dpop_proxy_url: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! The same keys sign `private_key_jwt` client assertions ([`assertion`]).
 
 pub mod assertion;
+pub mod proxy;
 
 use std::fmt;
 use std::str::FromStr;

@@ -9,6 +9,7 @@ mod handlers;
 mod oauth;
 mod openapi;
 pub mod pages;
+mod postman;
 mod register;
 pub mod request_id;
 mod schema;
@@ -104,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/readyz").route(web::get().to(handlers::readyz)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(handlers::jwks)))
         .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
+        .service(resource("/postman.json").route(web::get().to(postman::postman_json)))
         .service(resource("/docs").route(web::get().to(openapi::docs)))
         .service(resource("/docs/scalar.js").route(web::get().to(openapi::scalar_js)))
         .service(resource(crate::web::STYLESHEET_PATH).route(web::get().to(crate::web::stylesheet)))

@@ -183,11 +183,27 @@ pub fn document(public_url: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document as this server serves it: its public URL, then the `keygate dpop proxy`
+/// of `docs.dpop_proxy_url` when one is configured (checked at start).
+pub fn document_for(state: &AppState) -> utoipa::openapi::OpenApi {
+    let mut doc = document(&state.public_url);
+    if let Ok(Some(proxy)) = state.settings.docs.dpop_proxy() {
+        let server: Server = ServerBuilder::new()
+            .url(proxy)
+            .description(Some(
+                "keygate dpop proxy: signs a DPoP proof (RFC 9449) for every request, so DPoP-bound tokens work unchanged (README, \"Postman and Scalar\")",
+            ))
+            .build();
+        doc.servers.get_or_insert_with(Vec::new).push(server);
+    }
+    doc
+}
+
 /// `GET /openapi.json`.
 pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
-        .json(document(&state.public_url))
+        .json(document_for(&state))
 }
 
 /// Escapes a value for an HTML attribute.
@@ -262,7 +278,11 @@ pub async fn docs(state: web::Data<AppState>) -> HttpResponse {
 "#,
         attribute(&script)
     );
-    let connect = script_source(&state.public_url);
+    let mut connect = script_source(&state.public_url);
+    if let Ok(Some(proxy)) = docs.dpop_proxy() {
+        // Scalar's "Try it" sends requests to the proxy's server too.
+        connect = format!("{connect} {}", script_source(&proxy));
+    }
     let csp = format!(
         "default-src 'none'; script-src {source} 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; \
          font-src 'self' data: https://fonts.scalar.com; img-src 'self' data: blob:; \
