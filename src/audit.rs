@@ -112,6 +112,7 @@ impl AuditLog {
             self.counters
                 .security_dropped
                 .fetch_add(1, Ordering::Relaxed);
+            crate::metrics::audit_event_dropped("security");
             tracing::warn!(action, "audit event dropped: {err}");
         }
     }
@@ -123,6 +124,7 @@ impl AuditLog {
             self.counters
                 .failures_dropped
                 .fetch_add(1, Ordering::Relaxed);
+            crate::metrics::audit_event_dropped("failures");
         }
     }
 

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, Service};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::config::{DpopSettings, ReplayStoreKind, Settings};
 use crate::housekeeping;
 use crate::http::{self, request_id};
+use crate::metrics;
 use crate::outbound::AddressPolicy;
 use crate::people::mail::Mailer;
 use crate::secrets::Secrets;
@@ -40,6 +41,52 @@ pub struct Application {
     bootstrap: Option<BootstrapCredentials>,
     /// The periodic purge of expired rows (`housekeeping.interval`), stopped with the server.
     housekeeping: Option<tokio::task::JoinHandle<()>>,
+    /// The metrics upkeep and the `metrics.bind` listener, stopped with the server.
+    metrics_tasks: MetricsTasks,
+}
+
+/// What serves and maintains metrics besides the main listener.
+#[derive(Default)]
+struct MetricsTasks {
+    upkeep: Option<tokio::task::JoinHandle<()>>,
+    server: Option<actix_web::dev::ServerHandle>,
+    addr: Option<SocketAddr>,
+}
+
+/// Starts the histogram upkeep and, with `metrics.bind`, the listener that serves only
+/// `/metrics` (one worker: a scrape is rare and cheap).
+fn spawn_metrics(state: &AppState, listener: Option<TcpListener>) -> anyhow::Result<MetricsTasks> {
+    let Some(metrics) = state.metrics.clone() else {
+        return Ok(MetricsTasks::default());
+    };
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::metrics::UPKEEP_INTERVAL);
+        loop {
+            tick.tick().await;
+            metrics.upkeep();
+        }
+    });
+    let mut tasks = MetricsTasks {
+        upkeep: Some(upkeep),
+        ..MetricsTasks::default()
+    };
+    if let Some(listener) = listener {
+        tasks.addr = Some(listener.local_addr()?);
+        let data = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(http::metrics::own_routes)
+        })
+        .listen(listener)?
+        .workers(1)
+        .disable_signals()
+        .run();
+        tasks.server = Some(server.handle());
+        tokio::spawn(server);
+        tracing::info!(address = ?tasks.addr, "serving /metrics");
+    }
+    Ok(tasks)
 }
 
 /// Connects to the database and applies migrations.
@@ -89,6 +136,17 @@ impl Application {
 
         settings.docs.dpop_proxy().map_err(anyhow::Error::msg)?;
         let mailer = Mailer::from_settings(&settings.smtp, &public_url)?;
+        let metrics = if settings.metrics.enabled {
+            Some(metrics::install()?)
+        } else {
+            None
+        };
+        let metrics_listener = match (&metrics, &settings.metrics.bind) {
+            (Some(_), Some(bind)) => Some(
+                TcpListener::bind(bind).with_context(|| format!("binding metrics.bind {bind}"))?,
+            ),
+            _ => None,
+        };
         let pepper = Arc::new(secrets.pepper);
         let dpop = Dpop::new(
             &settings.dpop,
@@ -140,19 +198,26 @@ impl Application {
             signing_keys: Arc::new(signing_keys),
             public_url,
             mailer,
+            metrics,
         };
         let bootstrap = bootstrap::run(&state, &state.settings)
             .await
             .context("first-start bootstrap")?;
 
         let housekeeping = housekeeping::spawn(state.clone());
+        let metrics_tasks = spawn_metrics(&state, metrics_listener)?;
 
         let data = web::Data::new(state.clone());
+        let record = state.metrics.is_some();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .configure(http::routes)
                 .wrap(from_fn(http::dpop_nonce_middleware))
+                .wrap(Condition::new(
+                    record,
+                    from_fn(http::metrics::record_middleware),
+                ))
                 .wrap_fn(|req, srv| {
                     let id = request_id::of(&req);
                     request_id::scope(id, srv.call(req))
@@ -174,7 +239,13 @@ impl Application {
             local_addr,
             bootstrap,
             housekeeping,
+            metrics_tasks,
         })
+    }
+
+    /// The address of the `metrics.bind` listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_tasks.addr
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -196,6 +267,12 @@ impl Application {
         let result = self.server.await;
         if let Some(task) = self.housekeeping {
             task.abort();
+        }
+        if let Some(task) = self.metrics_tasks.upkeep {
+            task.abort();
+        }
+        if let Some(server) = self.metrics_tasks.server {
+            server.stop(true).await;
         }
         // A request cut off by the shutdown timeout may have handed over rows: commit them.
         self.state.sessions.drain().await;

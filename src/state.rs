@@ -11,6 +11,7 @@ use crate::auth::revocation::Revocations;
 use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::people::mail::Mailer;
 use crate::secrets::{Kek, Pepper};
 use crate::signing_keys::SigningKeys;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub public_url: String,
     /// Sends people their sign-in codes (`smtp.*`; `people::mail`).
     pub mailer: Mailer,
+    /// The Prometheus recorder (`metrics.enabled`), rendered by `GET /metrics`.
+    pub metrics: Option<Metrics>,
 }
 
 impl AppState {

@@ -4,6 +4,8 @@
 #   benches/load/run.sh                      # keygate on SQLite (embedded default)
 #   benches/load/run.sh postgres://postgres@127.0.0.1:5432/keygate_bench   # an EMPTY database
 #   PEER=1 benches/load/run.sh               # also node-oidc-provider from ../shared/peer-bench
+#   SCRAPE_DIR=/tmp/scrapes benches/load/run.sh   # also scrape /metrics every second (see below)
+#   KEYGATE__METRICS__ENABLED=false benches/load/run.sh   # without metrics, to compare
 #
 # Builds keygate (release), starts it with its default configuration on a fresh data dir,
 # provisions an API key with the CLI, checks that a sign-in answers 200, then runs each
@@ -67,6 +69,39 @@ run() { # scenario url pids
     --connections "$CONNECTIONS" --seconds "$SECONDS_EACH" --clk-tck "$CLK_TCK" \
     || fail "scenario $1 failed"
 }
+
+# SCRAPE_DIR=…: scrape /metrics every second during the run into that directory (one file
+# per scrape, named by its Unix time; docs/grafana/plot.py draws them), and send a trickle of
+# refused requests alongside (every 4 s: a sign-in with an unknown key id, a DPoP proof
+# replayed, a proof for another URL) so the security panels have something to show. The
+# trickle stays under the failed-authentication limits (10/min per key id, 30/min per IP).
+if [ -n "${SCRAPE_DIR:-}" ]; then
+  mkdir -p "$SCRAPE_DIR"
+  ( while kill -0 "$KEYGATE_PID" 2>/dev/null; do
+      curl -sf "$URL/metrics" -o "$SCRAPE_DIR/$(date +%s.%N).prom" || true
+      sleep 1
+    done ) &
+  PIDS+=($!)
+  ( SIGNIN="$URL/v1/default/user/signin_with_api_key"
+    i=0
+    while kill -0 "$KEYGATE_PID" 2>/dev/null; do
+      i=$((i + 1))
+      curl -s -o /dev/null -X POST "$SIGNIN" -H "x-api-key: $KG_API_KEY" \
+        -H "x-api-key-id: key_trickle$i" -H "x-user-id: $KG_USER_ID" || true
+      PROOF=$("${CARGO_TARGET_DIR:-target}"/release/keygate dpop proof --key "$DIR/trickle.pem" \
+        --method POST --url "$SIGNIN" 2>/dev/null)
+      for _ in 1 2; do
+        curl -s -o /dev/null -X POST "$SIGNIN" -H "x-api-key: $KG_API_KEY" -H "dpop: $PROOF" \
+          -H "x-api-key-id: $KG_API_KEY_ID" -H "x-user-id: $KG_USER_ID" || true
+      done
+      OTHER=$("${CARGO_TARGET_DIR:-target}"/release/keygate dpop proof --key "$DIR/trickle.pem" \
+        --method POST --url "$URL/v1/default/oauth/token" 2>/dev/null)
+      curl -s -o /dev/null -X POST "$SIGNIN" -H "x-api-key: $KG_API_KEY" -H "dpop: $OTHER" \
+        -H "x-api-key-id: $KG_API_KEY_ID" -H "x-user-id: $KG_USER_ID" || true
+      sleep 4
+    done ) &
+  PIDS+=($!)
+fi
 
 RESULTS="$DIR/results.tsv"
 for scenario in me-dpop me-bearer signin-dpop cc-dpop; do

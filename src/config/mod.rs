@@ -31,6 +31,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     pub docs: DocsSettings,
     pub limits: LimitSettings,
     pub audit: AuditSettings,
@@ -55,6 +56,7 @@ impl Default for Settings {
             secrets: SecretSettings::default(),
             bootstrap: BootstrapSettings::default(),
             log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
             docs: DocsSettings::default(),
             limits: LimitSettings::default(),
             audit: AuditSettings::default(),
@@ -447,6 +449,29 @@ impl Default for LogSettings {
         }
     }
 }
+/// Prometheus metrics (`GET /metrics`; README, "Running in production").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Record metrics and serve `/metrics`; `false`: neither (nothing is recorded).
+    pub enabled: bool,
+    /// A listener of its own for `/metrics` (e.g. `0.0.0.0:9464`), open to whoever reaches
+    /// it; unset: `/metrics` is on the main listener.
+    pub bind: Option<String>,
+    /// On the main listener, serve `/metrics` to every peer, not only loopback ones.
+    pub public: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: None,
+            public: false,
+        }
+    }
+}
+
 /// The background task that deletes what no request can use any more (`src/housekeeping.rs`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -66,6 +66,11 @@ pub async fn signin_with_api_key(
         },
     )
     .await;
+    crate::metrics::signin(
+        result
+            .as_ref()
+            .map_or_else(SigninError::code, |_| "success"),
+    );
     let grant = match result {
         Ok(grant) => grant,
         Err(err @ SigninError::Dpop(DpopError::UseNonce)) => {

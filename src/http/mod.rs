@@ -6,6 +6,7 @@ mod body;
 pub mod error;
 mod extract;
 mod handlers;
+pub mod metrics;
 mod oauth;
 mod openapi;
 pub mod pages;
@@ -104,6 +105,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(path_config())
         .service(resource("/healthz").route(web::get().to(handlers::healthz)))
         .service(resource("/readyz").route(web::get().to(handlers::readyz)))
+        .service(resource("/metrics").route(web::get().to(metrics::main_listener)))
         .service(resource("/.well-known/jwks.json").route(web::get().to(handlers::jwks)))
         .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .service(resource("/postman.json").route(web::get().to(postman::postman_json)))

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use super::request_meta::request_meta;
 use super::schema::{ErrorBody, OAuthErrorBody, OrgPath};
 use super::{WantsDpopNonce, current_nonce, request_id};
+use crate::metrics;
 use crate::oauth::TokenBody;
 use crate::oauth::device::DeviceAuthorization;
 use crate::oauth::form::Params;
@@ -149,12 +150,31 @@ pub async fn token(
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthResponse> {
     let dpop = dpop_headers(&req);
-    let request = oauth_request(&req, &org, payload, &dpop)
-        .await
-        .map_err(|e| fail(&state, e))?;
-    let response = oauth::token(&state, request)
-        .await
-        .map_err(|e| fail(&state, e))?;
+    let basic = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().get(..6))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"basic "));
+    let request = match oauth_request(&req, &org, payload, &dpop).await {
+        Ok(request) => request,
+        Err(e) => {
+            let auth = metrics::client_auth_label(basic, false, false);
+            metrics::token_request("unknown", auth, e.code.as_str());
+            return Err(fail(&state, e));
+        }
+    };
+    let grant_type = metrics::grant_type_label(request.params.get("grant_type"));
+    let client_auth = metrics::client_auth_label(
+        basic,
+        request.params.get("client_assertion").is_some(),
+        request.params.get("client_secret").is_some(),
+    );
+    let result = oauth::token(&state, request).await;
+    let outcome = result
+        .as_ref()
+        .map_or_else(|e| e.code.as_str(), |_| "success");
+    metrics::token_request(grant_type, client_auth, outcome);
+    let response = result.map_err(|e| fail(&state, e))?;
     if response.dpop_nonce {
         req.extensions_mut().insert(WantsDpopNonce);
     }

@@ -74,6 +74,7 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         register::register,
         handlers::healthz,
         handlers::readyz,
+        super::metrics::main_listener,
     ),
     components(schemas(
         schema::ErrorBody,

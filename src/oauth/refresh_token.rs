@@ -305,6 +305,7 @@ async fn rotate(
     storage::sessions::revoke(&state.storage, &org.id, &session.id, now).await?;
     state.revocations.forget_session(&session.id);
     tracing::warn!(session_id = %session.id, "refresh token reused; session revoked");
+    crate::metrics::refresh_reuse_detected();
     Err(OAuthError::invalid_grant(
         "the refresh token was already used; the session has been revoked",
     ))

@@ -171,6 +171,8 @@ pub struct TestApp {
     pub owner: Credentials,
     pub db: TestDatabase,
     pub data_dir: TempDir,
+    /// `http://{metrics.bind}`, when the test configured a metrics listener of its own.
+    pub metrics_address: Option<String>,
 }
 
 pub fn test_settings(data_dir: &std::path::Path, db: &TestDatabase) -> Settings {
@@ -223,6 +225,7 @@ pub async fn spawn_app_with_store(
     };
     let state = app.state().clone();
     let address = format!("http://{}", app.local_addr());
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -235,6 +238,7 @@ pub async fn spawn_app_with_store(
         owner,
         db,
         data_dir,
+        metrics_address,
     }
 }
 

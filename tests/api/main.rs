@@ -24,6 +24,7 @@ mod helpers;
 mod jwks;
 mod key_scopes;
 mod me;
+mod metrics;
 mod negative;
 mod oauth;
 mod people;

@@ -86,6 +86,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         ("DELETE", "/v1/{org}/users/{id}/consents"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/metrics"),
     ] {
         assert!(
             operations.contains(&(method.to_owned(), path.to_owned())),
@@ -93,7 +94,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         );
     }
     // And nothing is documented that the server does not answer.
-    assert_eq!(operations.len(), 45, "{operations:?}");
+    assert_eq!(operations.len(), 46, "{operations:?}");
 
     let signin = &doc["paths"]["/v1/{org}/user/signin_with_api_key"]["post"];
     let headers: Vec<&str> = signin["parameters"]

@@ -76,6 +76,33 @@ pub enum DpopError {
     ReplayStoreUnavailable,
 }
 
+impl DpopError {
+    /// The failed check in a word: the `reason` label of `keygate_dpop_rejections_total`
+    /// (a fixed set, never anything from the proof).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DpopError::Missing => "missing",
+            DpopError::MultipleHeaders => "multiple_headers",
+            DpopError::TooLarge => "too_large",
+            DpopError::Malformed(_) => "malformed",
+            DpopError::WrongType => "wrong_typ",
+            DpopError::UnsupportedAlg => "unsupported_alg",
+            DpopError::BadJwk(_) => "bad_jwk",
+            DpopError::MissingClaim(_) => "missing_claim",
+            DpopError::WrongMethod => "htm_mismatch",
+            DpopError::WrongUri => "htu_mismatch",
+            DpopError::TooOld => "iat_too_old",
+            DpopError::IssuedInFuture => "iat_in_future",
+            DpopError::WrongAth => "ath_mismatch",
+            DpopError::KeyMismatch => "key_mismatch",
+            DpopError::BadSignature => "bad_signature",
+            DpopError::Replayed => "replayed",
+            DpopError::UseNonce => "nonce_required",
+            DpopError::ReplayStoreUnavailable => "replay_store_unavailable",
+        }
+    }
+}
+
 /// What the request says the proof must match.
 pub struct ProofCheck<'a> {
     /// Every `DPoP` header value as received.
@@ -156,6 +183,11 @@ impl Dpop {
         self.replay.insert_if_absent(key, ttl).await
     }
 
+    /// The entries of this node's replay store (`None` for a shared store).
+    pub fn replay_entries(&self) -> Option<u64> {
+        self.replay.entries()
+    }
+
     /// The nonce to hand out now (`DPoP-Nonce`).
     pub fn nonce(&self, now: DateTime<Utc>) -> String {
         self.nonces.current(now)
@@ -178,7 +210,17 @@ impl Dpop {
     /// 12. the signature verifies with the `jwk` (step 6), through aws-lc-rs;
     /// 13. `jti` was not seen before for this key while the proof could be accepted
     ///     (§11.1), last, so a bad proof never fills the replay cache.
+    ///
+    /// Every refusal is counted by its [`DpopError::reason`] (`keygate_dpop_rejections_total`).
     pub async fn verify(&self, check: &ProofCheck<'_>) -> Result<VerifiedProof, DpopError> {
+        let result = self.check(check).await;
+        if let Err(err) = &result {
+            crate::metrics::dpop_rejection(err.reason());
+        }
+        result
+    }
+
+    async fn check(&self, check: &ProofCheck<'_>) -> Result<VerifiedProof, DpopError> {
         // 1.
         let raw = match check.headers {
             [] => return Err(DpopError::Missing),

@@ -22,6 +22,12 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// one key exactly one sees `true`. A store that cannot record the key answers `Err`:
     /// it never answers `Ok(true)` for an entry it may forget before `ttl` has passed.
     async fn insert_if_absent(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError>;
+
+    /// How many entries this node holds, for the `keygate_replay_cache_entries` gauge;
+    /// `None` for a store that is not this node's to count (Redis).
+    fn entries(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Why a store could not record a proof. Either way the proof is refused.
@@ -167,6 +173,10 @@ impl MemoryReplayStore {
 impl ReplayStore for MemoryReplayStore {
     async fn insert_if_absent(&self, key: [u8; 32], ttl: Duration) -> Result<bool, ReplayError> {
         self.insert(key, ttl)
+    }
+
+    fn entries(&self) -> Option<u64> {
+        Some(self.len())
     }
 }
 
