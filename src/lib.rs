@@ -16,6 +16,7 @@ pub mod http;
 pub mod idempotency;
 pub mod ids;
 pub mod keys;
+pub mod limits;
 pub mod oauth;
 pub mod outbound;
 pub mod people;

@@ -9,6 +9,7 @@ mod handlers;
 mod oauth;
 mod openapi;
 pub mod pages;
+mod ratelimit;
 mod register;
 pub mod request_id;
 mod schema;
@@ -114,6 +115,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1/{org}")
                 .wrap(actix_web::middleware::from_fn(no_store_middleware))
+                .wrap(actix_web::middleware::from_fn(
+                    ratelimit::ratelimit_headers_middleware,
+                ))
                 .service(
                     resource("/user/signin_with_api_key")
                         .route(web::post().to(handlers::signin_with_api_key)),
@@ -166,6 +170,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/api_keys/{id}")
                         .route(web::get().to(admin::get_key))
+                        .route(web::patch().to(admin::update_key))
                         .route(web::delete().to(admin::revoke_key)),
                 )
                 .service(resource("/api_keys/{id}/rotate").route(web::post().to(admin::rotate_key)))

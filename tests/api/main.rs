@@ -22,6 +22,7 @@ mod fuzz;
 mod helpers;
 mod jwks;
 mod key_scopes;
+mod limits;
 mod me;
 mod negative;
 mod oauth;

@@ -37,6 +37,7 @@ fn session(id: &str, org_id: &str, user_id: &str, client_id: &str) -> Opening {
             used_at: None,
         },
         touch_key: false,
+        used_from: None,
     }
 }
 
