@@ -12,6 +12,7 @@ pub mod pages;
 mod ratelimit;
 mod register;
 pub mod request_id;
+mod request_meta;
 mod schema;
 
 use actix_web::HttpMessage;
