@@ -25,9 +25,12 @@
 //!   `access_denied`) rather than `invalid_grant`. A wrong user code stops counting at the
 //!   end of its window.
 //!
-//! In a fleet every node runs the task. Each statement is an idempotent
-//! `DELETE … WHERE id IN (SELECT id … LIMIT n)`, so two nodes purging at once only share
-//! the work: a row deleted by one is simply not found by the other.
+//! In a fleet every node runs the task, but one at a time: a pass starts only when it
+//! takes the housekeeping lock (a PostgreSQL advisory lock, `storage::housekeeping`), and
+//! a node that finds it taken skips its turn. Each statement is an idempotent
+//! `DELETE … WHERE id IN (SELECT id … LIMIT n)` besides, so even overlapping passes only
+//! share the work. What a pass removed is counted in
+//! `keygate_housekeeping_removed_total{table}`.
 
 use std::time::Duration;
 
@@ -145,6 +148,40 @@ pub async fn run_once(state: &AppState, now: DateTime<Utc>) -> Result<Purged, St
     })
 }
 
+impl Purged {
+    /// Rows removed, by table name (the metric's `table` label).
+    pub fn by_table(&self) -> [(&'static str, u64); 10] {
+        [
+            ("refresh_tokens", self.refresh_tokens),
+            ("sessions", self.sessions),
+            ("revoked_tokens", self.revoked_tokens),
+            ("idempotency_keys", self.idempotency_keys),
+            ("browser_sessions", self.browser_sessions),
+            ("login_challenges", self.login_challenges),
+            ("authorization_codes", self.authorization_codes),
+            ("audit_events", self.audit_events),
+            ("device_codes", self.device_codes),
+            ("user_code_attempts", self.user_code_attempts),
+        ]
+    }
+}
+
+/// One pass, if this node takes the housekeeping lock (`None`: another node holds it and
+/// is purging now). Counts what it removed in `keygate_housekeeping_removed_total`.
+pub async fn run_exclusive(state: &AppState, now: DateTime<Utc>) -> Result<Option<Purged>> {
+    let Some(lock) = storage::housekeeping::try_lock(&state.storage).await? else {
+        return Ok(None);
+    };
+    let purged = run_once(state, now).await;
+    lock.release().await?;
+    let purged = purged?;
+    for (table, removed) in purged.by_table() {
+        metrics::counter!("keygate_housekeeping_removed_total", "table" => table)
+            .increment(removed);
+    }
+    Ok(Some(purged))
+}
+
 /// Starts the periodic task (none when `housekeeping.interval` is zero). A failed pass is
 /// logged and tried again at the next interval.
 pub fn spawn(state: AppState) -> Option<JoinHandle<()>> {
@@ -155,8 +192,9 @@ pub fn spawn(state: AppState) -> Option<JoinHandle<()>> {
     Some(tokio::spawn(async move {
         loop {
             tokio::time::sleep(interval).await;
-            match run_once(&state, state.clock.now()).await {
-                Ok(purged) => tracing::debug!(?purged, "housekeeping pass done"),
+            match run_exclusive(&state, state.clock.now()).await {
+                Ok(Some(purged)) => tracing::debug!(?purged, "housekeeping pass done"),
+                Ok(None) => tracing::debug!("another node is running housekeeping"),
                 Err(err) => tracing::warn!(error = %err, "housekeeping pass failed"),
             }
         }

@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
+pub mod limits;
 pub mod oauth;
 pub mod outbound;
 pub mod people;

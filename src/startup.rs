@@ -26,6 +26,7 @@ use crate::config::{DpopSettings, ReplayStoreKind, Settings};
 use crate::housekeeping;
 use crate::http::{self, request_id};
 use crate::metrics;
+use crate::limits::{LimitStore, Limits, MemoryLimitStore, RedisLimitStore};
 use crate::outbound::AddressPolicy;
 use crate::people::mail::Mailer;
 use crate::secrets::Secrets;
@@ -158,7 +159,13 @@ impl Application {
         let revocations = Arc::new(Revocations::new(100_000, clock.clone()));
         let directory = Arc::new(Directory::new(100_000, clock.clone()));
         let verified_tokens = Arc::new(VerifiedTokens::new(100_000, clock.clone()));
+        let limits = Limits::new(
+            &settings.limits,
+            limit_store(&settings.dpop).await?,
+            clock.clone(),
+        );
         let state = AppState {
+            limits,
             throttle: Arc::new(Throttle::new(&settings.limits, proxies, clock.clone())),
             cross_org: CrossOrg::new(&settings.cross_org, clock.clone()),
             federation: Federation::new(
@@ -308,6 +315,22 @@ async fn stop_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// Where the rate limits keep their counters: the replay store's Redis (same URL and key
+/// prefix) in a fleet, else this node's memory. Redis must answer at start.
+pub async fn limit_store(settings: &DpopSettings) -> anyhow::Result<Arc<dyn LimitStore>> {
+    Ok(
+        match (&settings.replay_store, settings.redis_url.as_deref()) {
+            (ReplayStoreKind::Redis, Some(url)) => Arc::new(
+                RedisLimitStore::connect(url, &settings.redis_prefix)
+                    .await
+                    .map_err(anyhow::Error::msg)
+                    .context("connecting to the rate limits' Redis (dpop.redis_url)")?,
+            ),
+            _ => Arc::new(MemoryLimitStore::new()),
+        },
+    )
 }
 
 /// The configured DPoP replay store; Redis must answer at start. The in-memory store

@@ -12,6 +12,7 @@ use crate::auth::throttle::Throttle;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::limits::Limits;
 use crate::people::mail::Mailer;
 use crate::secrets::{Kek, Pepper};
 use crate::signing_keys::SigningKeys;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub clients: Arc<crate::clients::Clients>,
     /// The brute-force throttle of failed authentications, and the client-IP rule.
     pub throttle: Arc<Throttle>,
+    /// Rate limits of what succeeds: tokens per key, requests per user (`limits`).
+    pub limits: Limits,
     /// `server.public_url`, or `http://{bound address}`; no trailing slash.
     pub public_url: String,
     /// Sends people their sign-in codes (`smtp.*`; `people::mail`).

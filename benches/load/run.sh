@@ -42,6 +42,13 @@ fail() {
 
 export KEYGATE__DATA_DIR="$DIR/data" KEYGATE__SERVER__BIND="127.0.0.1:$PORT"
 [ -n "$DB_URL" ] && export KEYGATE__DATABASE__URL="$DB_URL"
+# One key and one user drive every request here: the per-key issuance limits and the
+# per-user request limit (README, "Limits") are turned off (0), so the run measures keygate
+# rather than its 429s. Set LIMITS=on to measure with the defaults.
+if [ "${LIMITS:-off}" = off ]; then
+  export KEYGATE__LIMITS__ISSUANCE_PER_MINUTE=0 KEYGATE__LIMITS__ISSUANCE_PER_HOUR=0
+  export KEYGATE__LIMITS__REQUESTS_PER_USER_PER_MINUTE=0
+fi
 "${CARGO_TARGET_DIR:-target}"/release/keygate serve >"$DIR/keygate.out.log" 2>"$DIR/keygate.log" &
 KEYGATE_PID=$!
 PIDS+=("$KEYGATE_PID")

@@ -41,6 +41,13 @@ pub struct Model {
     /// `private_key_jwt` assertions signed by one of them, never with a secret. `None`: a
     /// key with a secret.
     pub public_jwks: Option<String>,
+    /// Tokens the key may be issued per minute (sign-in and token endpoint); `None`: the
+    /// server's `limits.issuance_per_minute`.
+    pub limit_per_minute: Option<i64>,
+    /// Tokens the key may be issued per hour; `None`: `limits.issuance_per_hour`.
+    pub limit_per_hour: Option<i64>,
+    /// The client IP of the key's last recorded use (sampled with `last_used_at`).
+    pub last_used_ip: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ use super::key_scopes::{self, ScopeList};
 use super::policy::{Action, Actor, Target};
 use super::{AdminError, CreatedKey, Issuer, NewKey};
 use crate::keys::client_jwks::ClientJwks;
+use crate::limits::KeyLimits;
 use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
 use crate::storage::page::{Page, PageRequest};
@@ -46,6 +47,16 @@ pub struct CreateKey {
     pub environment: Environment,
     /// A key-pair client's public keys (then the key has no secret).
     pub public_jwks: Option<ClientJwks>,
+    /// The key's own issuance limits (owners and admins only); default: the server's.
+    pub limits: KeyLimits,
+}
+
+/// A change of a key's own limits: for each, `None` keeps it, `Some(None)` returns it to
+/// the server's default, `Some(Some(n))` sets it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitsPatch {
+    pub per_minute: Option<Option<u32>>,
+    pub per_hour: Option<Option<u32>>,
 }
 
 pub async fn list(
@@ -132,6 +143,19 @@ pub async fn create(
             scopes: input.scopes.as_ref().map(|list| &list.own),
         },
     )?;
+    let limited = input.limits != KeyLimits::default();
+    if limited {
+        actor.check(
+            state,
+            Action::KeysLimit,
+            Target::Key {
+                owner: &owner,
+                owner_role,
+                id: None,
+                scopes: None,
+            },
+        )?;
+    }
     // Resource scopes are not keygate's powers: whoever may create this user's keys may
     // list them (the caller's token cannot hold them: its audience is keygate).
     let (scopes, resource_scopes) = match input.scopes {
@@ -170,6 +194,18 @@ pub async fn create(
     )
     .await
     .map_err(|e| outranked(state, actor, Action::KeysCreate, &owner, e))?;
+    // Before the secret is shown, so no token is issued under the default first.
+    let mut created = created;
+    if limited {
+        created.key = storage::api_keys::set_limits(
+            &state.storage,
+            &actor.org.id,
+            &created.key.id,
+            input.limits.per_minute.map(Some),
+            input.limits.per_hour.map(Some),
+        )
+        .await?;
+    }
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("api_key"),
         target_id: Some(created.key.id.clone()),
@@ -204,6 +240,43 @@ pub async fn revoke(state: &AppState, actor: &Actor, id: &str) -> Result<(), Adm
         ..actor.event("api_key.revoked")
     });
     Ok(())
+}
+
+/// Sets a key's own issuance limits (owners and admins, for keys of users who do not
+/// outrank them). Takes effect at the key's next token: nodes read the key per issuance.
+pub async fn set_limits(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    patch: LimitsPatch,
+) -> Result<api_key::Model, AdminError> {
+    let key = find(state, actor, id).await?;
+    let owner_role = owner_role(state, actor, &key.user_id).await?;
+    actor.check(
+        state,
+        Action::KeysLimit,
+        Target::Key {
+            owner: &key.user_id,
+            owner_role,
+            id: Some(&key.id),
+            scopes: None,
+        },
+    )?;
+    let key = storage::api_keys::set_limits(
+        &state.storage,
+        &actor.org.id,
+        &key.id,
+        patch.per_minute,
+        patch.per_hour,
+    )
+    .await?;
+    state.directory.keys_changed();
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("api_key"),
+        target_id: Some(key.id.clone()),
+        ..actor.event("api_key.limits_changed")
+    });
+    Ok(key)
 }
 
 /// Issues a replacement; the old key works for `grace` more.

@@ -390,6 +390,9 @@ pub async fn issue_key(
         created_by_user_id: issuer.map(|i| i.user_id.clone()),
         created_by_role: issuer.map(|i| i.role.as_str().to_owned()),
         public_jwks: new.public_jwks.map(|jwks| jwks.to_json()),
+        limit_per_minute: None,
+        limit_per_hour: None,
+        last_used_ip: None,
     };
     let key = storage::api_keys::insert(storage, key).await?;
     if let Some(issuer) = issuer.filter(|i| i.user_id != key.user_id) {
@@ -491,6 +494,19 @@ pub async fn rotate_key_as(
         issuer,
     )
     .await?;
+    // The replacement keeps the old key's own issuance limits.
+    let mut created = created;
+    if old.limit_per_minute.is_some() || old.limit_per_hour.is_some() {
+        let own = crate::limits::KeyLimits::of(&old);
+        created.key = storage::api_keys::set_limits(
+            storage,
+            &org.id,
+            &created.key.id,
+            Some(own.per_minute),
+            Some(own.per_hour),
+        )
+        .await?;
+    }
     let end = now + chrono::Duration::from_std(grace).unwrap_or_default();
     storage::api_keys::revoke(storage, &org.id, &old.id, end).await?;
     Ok(created)

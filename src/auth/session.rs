@@ -13,6 +13,7 @@ use super::TokenType;
 use super::dpop::{DpopError, ProofCheck};
 use crate::ids::new_id;
 use crate::keys::refresh_token::PlainRefreshToken;
+use crate::limits::{Limited, Subject};
 use crate::resources::Target;
 use crate::secrets::Pepper;
 use crate::state::AppState;
@@ -29,6 +30,9 @@ pub enum SessionError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Issue(#[from] IssueError),
+    /// The key's issuance limit (README, "Limits") refused this token.
+    #[error("too many tokens issued for this API key; retry after {} seconds", .0.retry_after)]
+    RateLimited(Limited),
 }
 
 /// An access token just signed.
@@ -95,6 +99,8 @@ pub struct NewSession<'a> {
     pub scope: String,
     /// The protected resources (RFC 8707) its tokens are for; `None`: keygate itself.
     pub target: Option<Target>,
+    /// The client IP of the request, recorded as the key's `last_used_ip`.
+    pub ip: Option<String>,
 }
 
 /// `api_keys.last_used_at` is written at most this often per key (sampled, not per request).
@@ -166,13 +172,26 @@ pub fn new_refresh_token(
     (plain, row)
 }
 
+/// Opens a session once the client's issuance limits ([`admit`]) let it.
 pub async fn open(state: &AppState, new: NewSession<'_>) -> Result<Opened, SessionError> {
-    open_as(state, new_id("ses"), new).await
+    admit(state, new.client).await?;
+    open_admitted(state, new_id("ses"), new).await
 }
 
 /// [`open`] with the session id chosen by the caller (an authorization code records the id
 /// of the session it opens before opening it, so that a reuse can revoke it).
 pub async fn open_as(
+    state: &AppState,
+    id: String,
+    new: NewSession<'_>,
+) -> Result<Opened, SessionError> {
+    admit(state, new.client).await?;
+    open_admitted(state, id, new).await
+}
+
+/// [`open`] for a caller that already passed [`admit`] for this token (the device grant
+/// asks before it redeems its one-time code, so a refusal does not spend the code).
+pub async fn open_admitted(
     state: &AppState,
     id: String,
     new: NewSession<'_>,
@@ -211,6 +230,7 @@ pub async fn open_as(
             session: session.clone(),
             refresh: row,
             touch_key,
+            used_from: new.ip.filter(|_| touch_key),
         })
         .await?;
     if let Some(refusal) = refused {
@@ -234,8 +254,24 @@ pub async fn open_as(
     })
 }
 
+/// The one gate every token issued for an API key passes (sign-in, `client_credentials`,
+/// `refresh_token`, the device grant): the key's issuance limits (README, "Limits"),
+/// checked before anything is written. Browser clients (a person's approval) are not
+/// limited here.
+pub async fn admit(state: &AppState, client: SessionClient<'_>) -> Result<(), SessionError> {
+    match client {
+        SessionClient::Key(key) => state
+            .limits
+            .check(Subject::Issuance(key))
+            .await
+            .map_err(SessionError::RateLimited),
+        SessionClient::Browser(_) => Ok(()),
+    }
+}
+
 /// Signs an access token of `session` with `scope` (the session's, or narrower), for
 /// keygate itself or for `target`'s resources (their `aud`; their `access_ttl` caps it).
+/// A refresh calls [`admit`] first, before it rotates anything.
 pub async fn access_token(
     state: &AppState,
     org: &organization::Model,

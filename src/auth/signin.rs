@@ -74,6 +74,9 @@ pub enum SigninError {
     PermissionDenied,
     #[error("too many failed sign-ins; retry after {retry_after} seconds")]
     RateLimited { retry_after: u64 },
+    /// The key's issuance limit (README, "Limits").
+    #[error("too many tokens issued for this API key; retry after {retry_after} seconds")]
+    IssuanceLimited { retry_after: u64 },
     #[error(transparent)]
     Dpop(#[from] DpopError),
     /// `invalid_target` or `invalid_scope` (RFC 8707).
@@ -93,6 +96,9 @@ impl From<SessionError> for SigninError {
             SessionError::Refused(Refusal::KeyRevoked) => SigninError::RevokedApiKey,
             SessionError::Refused(Refusal::UserGone) => SigninError::InvalidApiKey,
             SessionError::Refused(Refusal::ActingDenied) => SigninError::PermissionDenied,
+            SessionError::RateLimited(limited) => SigninError::IssuanceLimited {
+                retry_after: limited.retry_after,
+            },
             err => SigninError::Session(err),
         }
     }
@@ -121,7 +127,7 @@ impl SigninError {
             SigninError::ExpiredApiKey => "expired_api_key",
             SigninError::RevokedApiKey => "revoked_api_key",
             SigninError::PermissionDenied => "permission_denied",
-            SigninError::RateLimited { .. } => "rate_limited",
+            SigninError::RateLimited { .. } | SigninError::IssuanceLimited { .. } => "rate_limited",
             SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "temporarily_unavailable",
             SigninError::Dpop(_) => "invalid_dpop_proof",
@@ -173,7 +179,8 @@ pub async fn signin(state: &AppState, req: SigninRequest<'_>) -> Result<SigninGr
             (event.actor_key_id, event.actor_user_id) = trail.key.clone().unzip();
             state.audit.record(event);
         }
-        Err(SigninError::RateLimited { .. }) => {}
+        // Counted in metrics, not written one by one.
+        Err(SigninError::RateLimited { .. } | SigninError::IssuanceLimited { .. }) => {}
         Err(err) => {
             event.reason = Some(err.code().to_owned());
             let key = match (&trail.key, &trail.named, &trail.org_id) {
@@ -267,6 +274,7 @@ async fn run(
                 .as_ref()
                 .map_or_else(|| holder.key.scopes.clone(), |t| t.scope.clone()),
             target,
+            ip: req.meta.ip.clone(),
         },
     )
     .await?;

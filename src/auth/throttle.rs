@@ -282,6 +282,7 @@ mod tests {
         let limits = LimitSettings {
             failed_auth_per_key_per_minute: per_key,
             failed_auth_per_ip_per_minute: per_ip,
+            ..LimitSettings::default()
         };
         (
             Throttle::new(&limits, TrustedProxies::default(), clock.clone()),

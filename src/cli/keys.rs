@@ -15,6 +15,7 @@ use crate::admin::{self, CreatedKey, NewKey};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::keys::client_jwks::ClientJwks;
+use crate::limits::{KeyLimits, MAX_PER_HOUR, MAX_PER_MINUTE};
 use crate::secrets::Secrets;
 use crate::startup::open_storage;
 use crate::storage;
@@ -45,12 +46,22 @@ pub enum KeyCommand {
         /// file with `keygate client-assertion --key PEM --jwks`).
         #[arg(long, value_name = "FILE")]
         public_jwks: Option<PathBuf>,
+        /// Tokens the key may be issued per minute (default: limits.issuance_per_minute).
+        #[arg(long, value_name = "N")]
+        limit_per_minute: Option<i64>,
+        /// Tokens the key may be issued per hour (default: limits.issuance_per_hour).
+        #[arg(long, value_name = "N")]
+        limit_per_hour: Option<i64>,
         #[command(flatten)]
         out: Output,
     },
     List {
         #[arg(long)]
         org: String,
+        /// Only keys not used in this long (e.g. `30d`), never-used keys included; or an
+        /// RFC 3339 time.
+        #[arg(long, value_name = "AGE|TIME")]
+        unused_since: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -121,8 +132,18 @@ pub(super) async fn key(
             test,
             scopes,
             public_jwks,
+            limit_per_minute,
+            limit_per_hour,
             out,
         } => {
+            let per_minute = limit_per_minute
+                .map(|n| KeyLimits::check(n, "per_minute", MAX_PER_MINUTE))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--limit-per-minute: {e}"))?;
+            let per_hour = limit_per_hour
+                .map(|n| KeyLimits::check(n, "per_hour", MAX_PER_HOUR))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--limit-per-hour: {e}"))?;
             let public_jwks = public_jwks.as_deref().map(read_jwks).transpose()?;
             let secrets = Secrets::load(settings)?;
             let org = admin::find_org(storage, &org).await?;
@@ -156,12 +177,34 @@ pub(super) async fn key(
                 new,
             )
             .await?;
+            let mut created = created;
+            if per_minute.is_some() || per_hour.is_some() {
+                created.key = storage::api_keys::set_limits(
+                    storage,
+                    &org.id,
+                    &created.key.id,
+                    Some(per_minute),
+                    Some(per_hour),
+                )
+                .await?;
+            }
             print_created_key(&out, &org.slug, &created);
         }
-        KeyCommand::List { org, out } => {
+        KeyCommand::List {
+            org,
+            unused_since,
+            out,
+        } => {
             let org = admin::find_org(storage, &org).await?;
-            let keys = storage::api_keys::list(storage, &org.id).await?;
             let now = clock.now();
+            let since = unused_since
+                .as_deref()
+                .map(|text| unused_cutoff(text, now))
+                .transpose()?;
+            let mut keys = storage::api_keys::list(storage, &org.id).await?;
+            if let Some(since) = since {
+                keys.retain(|k| k.last_used_at.is_none_or(|t| t < since));
+            }
             let status = |k: &entity::api_key::Model| {
                 if k.revoked_at.is_some_and(|t| t <= now) {
                     "revoked"
@@ -178,7 +221,8 @@ pub(super) async fn key(
                     "scopes": key_scopes::shown(k).join(" "), "all_resource_scopes": k.resource_scopes.is_none(),
                     "status": status(k), "created_at": rfc3339(k.created_at),
                     "expires_at": rfc3339(k.expires_at), "revoked_at": k.revoked_at.map(rfc3339),
-                    "last_used_at": k.last_used_at.map(rfc3339),
+                    "last_used_at": k.last_used_at.map(rfc3339), "last_used_ip": k.last_used_ip,
+                    "limits": {"per_minute": k.limit_per_minute, "per_hour": k.limit_per_hour},
                     "client_auth": if k.public_jwks.is_some() { "private_key_jwt" } else { "client_secret" },
                 }))
                 .collect();
@@ -186,12 +230,13 @@ pub(super) async fn key(
                 keys.iter()
                     .map(|k| {
                         format!(
-                            "{}\t{}\t{}\t{}\texpires {}",
+                            "{}\t{}\t{}\t{}\texpires {}\tlast used {}",
                             k.id,
                             k.user_id,
                             k.name,
                             status(k),
-                            rfc3339(k.expires_at)
+                            rfc3339(k.expires_at),
+                            k.last_used_at.map_or_else(|| "never".to_owned(), rfc3339)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -229,6 +274,24 @@ pub(super) async fn key(
         }
     }
     Ok(())
+}
+
+/// `--unused-since`: an age back from `now` (`30d`) or an RFC 3339 time.
+fn unused_cutoff(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let age = humantime::parse_duration(text)
+        .ok()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .and_then(|d| now.checked_sub_signed(d))
+        .with_context(|| {
+            format!("--unused-since: `{text}` is neither an age like 30d nor an RFC 3339 time")
+        })?;
+    Ok(age)
 }
 
 /// Reads and checks a `--public-jwks` file (at most 64 KiB).

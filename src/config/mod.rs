@@ -294,6 +294,8 @@ impl Default for FederationSettings {
 
 /// Brute-force throttles (docs/security.md): failed sign-ins and failed client
 /// authentications that could have been a guess, per presented key id and per client IP.
+/// And the rate limits of what succeeds (README, "Limits"): tokens issued per key,
+/// requests per user at the protected endpoints. A limit of 0 is off.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
@@ -301,6 +303,13 @@ pub struct LimitSettings {
     pub failed_auth_per_key_per_minute: u32,
     /// Guess-like failures one client IP may make per minute before it answers 429.
     pub failed_auth_per_ip_per_minute: u32,
+    /// Tokens one API key may be issued per minute (sign-in and token endpoint), unless
+    /// the key has its own `limits.per_minute`.
+    pub issuance_per_minute: u32,
+    /// Tokens one API key may be issued per hour, unless the key has `limits.per_hour`.
+    pub issuance_per_hour: u32,
+    /// Requests one user may make per minute to keygate's protected endpoints.
+    pub requests_per_user_per_minute: u32,
 }
 
 impl Default for LimitSettings {
@@ -308,6 +317,9 @@ impl Default for LimitSettings {
         Self {
             failed_auth_per_key_per_minute: 10,
             failed_auth_per_ip_per_minute: 30,
+            issuance_per_minute: 600,
+            issuance_per_hour: 20_000,
+            requests_per_user_per_minute: 6_000,
         }
     }
 }

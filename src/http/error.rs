@@ -282,7 +282,8 @@ impl From<SigninError> for ApiError {
             | SigninError::ExpiredApiKey
             | SigninError::RevokedApiKey => StatusCode::UNAUTHORIZED,
             SigninError::PermissionDenied => StatusCode::FORBIDDEN,
-            SigninError::RateLimited { retry_after } => {
+            SigninError::RateLimited { retry_after }
+            | SigninError::IssuanceLimited { retry_after } => {
                 return ApiError::rate_limited(err.to_string(), retry_after);
             }
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => {

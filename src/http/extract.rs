@@ -16,6 +16,7 @@ use super::{WantsDpopNonce, current_nonce};
 use crate::auth::TokenType;
 use crate::auth::access::{AccessError, Caller, Credential, Presented, authenticate};
 use crate::auth::dpop::DpopError;
+use crate::limits::Subject;
 use crate::state::AppState;
 use crate::types::Slug;
 
@@ -185,6 +186,20 @@ impl FromRequest for Authenticated {
                     if caller.dpop_policy.nonce {
                         request.extensions_mut().insert(WantsDpopNonce);
                     }
+                    // The user's request limit (README, "Limits"), once the caller is known.
+                    state
+                        .limits
+                        .check(Subject::User(&caller.user.id))
+                        .await
+                        .map_err(|limited| {
+                            ApiError::rate_limited(
+                                format!(
+                                    "too many requests for this user; retry after {} seconds",
+                                    limited.retry_after
+                                ),
+                                limited.retry_after,
+                            )
+                        })?;
                     Ok(Authenticated(caller))
                 }
                 Err(err) => {

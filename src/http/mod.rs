@@ -11,6 +11,7 @@ mod oauth;
 mod openapi;
 pub mod pages;
 mod postman;
+mod ratelimit;
 mod register;
 pub mod request_id;
 mod request_meta;
@@ -119,6 +120,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/v1/{org}")
                 .wrap(actix_web::middleware::from_fn(no_store_middleware))
+                .wrap(actix_web::middleware::from_fn(
+                    ratelimit::ratelimit_headers_middleware,
+                ))
                 .service(
                     resource("/user/signin_with_api_key")
                         .route(web::post().to(handlers::signin_with_api_key)),
@@ -171,6 +175,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/api_keys/{id}")
                         .route(web::get().to(admin::get_key))
+                        .route(web::patch().to(admin::update_key))
                         .route(web::delete().to(admin::revoke_key)),
                 )
                 .service(resource("/api_keys/{id}/rotate").route(web::post().to(admin::rotate_key)))

@@ -41,6 +41,7 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         admin::list_keys,
         admin::create_key,
         admin::get_key,
+        admin::update_key,
         admin::revoke_key,
         admin::rotate_key,
         admin::list_users,

@@ -106,7 +106,13 @@ pub struct ApiKey {
     pub expires_at: String,
     /// When it stops (or stopped) working; in the future during a rotation's grace.
     pub revoked_at: Option<String>,
+    /// When a token was last issued for the key (sampled: at most once a minute).
     pub last_used_at: Option<String>,
+    /// The client IP of that use.
+    pub last_used_ip: Option<String>,
+    /// The key's own issuance limits; `null`: the server's (`limits.issuance_per_minute`,
+    /// `limits.issuance_per_hour`).
+    pub limits: ApiKeyLimits,
     /// How the client authenticates at the OAuth endpoints: `client_secret` (the `api_key`
     /// secret, by HTTP Basic or in the form) or `private_key_jwt` (a client assertion signed
     /// by one of `public_jwks`; such a key has no secret).
@@ -115,6 +121,13 @@ pub struct ApiKey {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub public_jwks: Option<serde_json::Value>,
+}
+
+/// Tokens a key may be issued (sign-in and token endpoint) per minute and per hour.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyLimits {
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
 }
 
 /// A key just created or rotated: the only response that holds its secret.

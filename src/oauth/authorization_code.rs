@@ -130,6 +130,7 @@ async fn run(
                 .as_ref()
                 .map_or_else(|| stored.scope.clone(), |t| t.scope.clone()),
             target,
+            ip: req.meta.ip.clone(),
         },
     )
     .await

@@ -85,6 +85,7 @@ async fn run(
             dpop_jkt,
             scope,
             target,
+            ip: req.meta.ip.clone(),
         },
     )
     .await?;

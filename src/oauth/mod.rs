@@ -42,7 +42,8 @@ pub enum ErrorCode {
     InvalidTarget,
     InvalidDpopProof,
     UseDpopNonce,
-    /// Too many failed client authentications (HTTP 429 with `Retry-After`).
+    /// Too many failed client authentications, or too many tokens for the key (HTTP 429
+    /// with `Retry-After`).
     RateLimited,
     ServerError,
     /// RFC 8628 §3.5: the person has not decided yet; poll again after the interval.
@@ -166,6 +167,10 @@ impl From<SessionError> for OAuthError {
             SessionError::Refused(Refusal::ClientGone) => {
                 OAuthError::new(ErrorCode::InvalidClient, "the client was deleted")
             }
+            SessionError::RateLimited(limited) => OAuthError {
+                retry_after: Some(limited.retry_after),
+                ..OAuthError::new(ErrorCode::RateLimited, err.to_string())
+            },
             err => OAuthError {
                 cause: Some(err.to_string()),
                 ..OAuthError::new(ErrorCode::ServerError, "an internal error occurred")

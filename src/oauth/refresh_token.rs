@@ -141,6 +141,9 @@ async fn run(
         None => narrow_scope(requested_scope, &session.scope)?,
     };
 
+    // The key's issuance limit, before the refresh token is rotated: a refused refresh
+    // leaves the token usable once `Retry-After` has passed.
+    session::admit(state, holder.session_client()).await?;
     let refresh_token = match &session.dpop_jkt {
         Some(jkt) => {
             proof(state, org, req, Some(jkt)).await?;

@@ -337,6 +337,9 @@ mod tests {
             created_by_user_id: None,
             created_by_role: None,
             public_jwks: None,
+            limit_per_minute: None,
+            limit_per_hour: None,
+            last_used_ip: None,
         }
     }
 

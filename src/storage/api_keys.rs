@@ -44,6 +44,8 @@ pub struct KeyFilter {
     pub user_id: Option<String>,
     /// With the instant the status is judged at.
     pub status: Option<(Lifecycle, DateTime<Utc>)>,
+    /// Keys not used since this instant: last used before it, or never used.
+    pub unused_since: Option<DateTime<Utc>>,
 }
 
 /// One page of an organization's keys, newest first.
@@ -56,6 +58,13 @@ pub async fn page(
     let mut select = Entity::find().filter(Column::OrgId.eq(org_id));
     if let Some(user_id) = &filter.user_id {
         select = select.filter(Column::UserId.eq(user_id.as_str()));
+    }
+    if let Some(since) = filter.unused_since {
+        select = select.filter(
+            Condition::any()
+                .add(Column::LastUsedAt.is_null())
+                .add(Column::LastUsedAt.lt(since)),
+        );
     }
     if let Some((status, now)) = filter.status {
         select = select.filter(super::lifecycle(
@@ -76,6 +85,31 @@ pub async fn page(
         },
     )
     .await
+}
+
+/// Sets a key's own issuance limits (`None`: the server's), writing only those columns.
+pub async fn set_limits(
+    storage: &Storage,
+    org_id: &str,
+    key_id: &str,
+    per_minute: Option<Option<u32>>,
+    per_hour: Option<Option<u32>>,
+) -> Result<Model> {
+    let mut update = Entity::update_many()
+        .filter(Column::OrgId.eq(org_id))
+        .filter(Column::Id.eq(key_id));
+    if let Some(v) = per_minute {
+        update = update.col_expr(Column::LimitPerMinute, Expr::value(v.map(i64::from)));
+    }
+    if let Some(v) = per_hour {
+        update = update.col_expr(Column::LimitPerHour, Expr::value(v.map(i64::from)));
+    }
+    if per_minute.is_some() || per_hour.is_some() {
+        update.exec(storage.db()).await?;
+    }
+    get(storage, org_id, key_id)
+        .await?
+        .ok_or(StorageError::NotFound)
 }
 
 /// Sets `revoked_at` (keeps an earlier revocation time if one is already set) and ends

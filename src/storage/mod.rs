@@ -10,6 +10,7 @@ pub mod clients;
 pub mod consents;
 pub mod cross_org_grants;
 pub mod device_codes;
+pub mod housekeeping;
 pub mod idempotency;
 pub mod login_challenges;
 pub mod orgs;

@@ -21,6 +21,8 @@ pub struct Opening {
     pub session: session::Model,
     pub refresh: refresh_token::Model,
     pub touch_key: bool,
+    /// The client IP written with the key's use (`api_keys.last_used_ip`).
+    pub used_from: Option<String>,
 }
 
 /// Why the commit of a new session refused it: its credential stopped being valid after the
@@ -62,19 +64,27 @@ pub async fn open_many(
     if openings.is_empty() {
         return Ok(Refusals::new());
     }
-    // One update per key, with its latest use in the batch.
-    let mut touched: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    // One update per key, with its latest use in the batch (and where it came from).
+    let mut touched: BTreeMap<&str, (DateTime<Utc>, Option<&str>)> = BTreeMap::new();
     for opening in openings.iter().filter(|o| o.touch_key) {
-        let at = opening.session.created_at;
+        let used = (opening.session.created_at, opening.used_from.as_deref());
         touched
             .entry(opening.session.api_key_id.as_str())
-            .and_modify(|t| *t = (*t).max(at))
-            .or_insert(at);
+            .and_modify(|t| {
+                if used.0 >= t.0 {
+                    *t = used;
+                }
+            })
+            .or_insert(used);
     }
     let txn = storage.db().begin().await?;
-    for (key_id, at) in touched {
+    for (key_id, (at, ip)) in touched {
         api_key::Entity::update_many()
             .col_expr(api_key::Column::LastUsedAt, Expr::value(at))
+            .col_expr(
+                api_key::Column::LastUsedIp,
+                Expr::value(ip.map(str::to_owned)),
+            )
             .filter(api_key::Column::Id.eq(key_id))
             .exec(&txn)
             .await?;

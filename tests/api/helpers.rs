@@ -188,6 +188,10 @@ pub fn test_settings(data_dir: &std::path::Path, db: &TestDatabase) -> Settings 
     // (`security::throttle`) set the real limits.
     settings.limits.failed_auth_per_key_per_minute = 1_000_000;
     settings.limits.failed_auth_per_ip_per_minute = 1_000_000;
+    // Likewise the rate limits of what succeeds (`limits::` tests set real ones).
+    settings.limits.issuance_per_minute = 1_000_000;
+    settings.limits.issuance_per_hour = 60_000_000;
+    settings.limits.requests_per_user_per_minute = 1_000_000;
     settings
 }
 

@@ -23,6 +23,7 @@ mod fuzz;
 mod helpers;
 mod jwks;
 mod key_scopes;
+mod limits;
 mod me;
 mod metrics;
 mod negative;

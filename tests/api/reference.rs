@@ -50,6 +50,7 @@ async fn the_openapi_document_describes_every_operation_and_its_security() {
         ("GET", "/v1/{org}/api_keys"),
         ("POST", "/v1/{org}/api_keys"),
         ("GET", "/v1/{org}/api_keys/{id}"),
+        ("PATCH", "/v1/{org}/api_keys/{id}"),
         ("DELETE", "/v1/{org}/api_keys/{id}"),
         ("POST", "/v1/{org}/api_keys/{id}/rotate"),
         ("GET", "/v1/{org}/users"),

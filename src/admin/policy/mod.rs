@@ -89,6 +89,9 @@ pub enum Action {
     KeysRotate {
         immediate: bool,
     },
+    /// Setting a key's own issuance limits (README, "Limits"): owners and admins only, so
+    /// a member or an agent cannot raise the limit that contains it.
+    KeysLimit,
     UsersRead,
     UsersCreate,
     /// `role`: the new role, when it changes; `disable`: whether the user is being disabled;
@@ -133,6 +136,7 @@ impl Action {
             Action::KeysCreate => "keys.create",
             Action::KeysRevoke => "keys.revoke",
             Action::KeysRotate { .. } => "keys.rotate",
+            Action::KeysLimit => "keys.limit",
             Action::UsersRead => "users.read",
             Action::UsersCreate => "users.create",
             Action::UsersUpdate { .. } => "users.update",
@@ -158,7 +162,10 @@ impl Action {
     pub fn scope(self) -> &'static str {
         match self {
             Action::KeysRead => "keys:read",
-            Action::KeysCreate | Action::KeysRevoke | Action::KeysRotate { .. } => "keys:write",
+            Action::KeysCreate
+            | Action::KeysRevoke
+            | Action::KeysRotate { .. }
+            | Action::KeysLimit => "keys:write",
             Action::UsersRead
             | Action::SessionsRead
             | Action::GrantsRead
@@ -263,6 +270,14 @@ impl Denial {
 /// caller's token lacks (a rotation copies the old key's scopes, so a narrowed token
 /// cannot turn a wide key into a wide secret of its own).
 fn issuing_rules(actor: &Actor, action: Action, target: Target<'_>) -> Result<(), Denial> {
+    if let (Action::KeysLimit, Target::Key { owner_role, .. }) = (action, target) {
+        return match owner_role {
+            Some(role) if !actor.role.ranks_at_least(role) => Err(Denial::PermissionDenied(
+                "you cannot set the limits of a key whose owner's role is above yours".into(),
+            )),
+            _ => Ok(()),
+        };
+    }
     let (
         Action::KeysCreate | Action::KeysRotate { .. },
         Target::Key {
@@ -404,6 +419,7 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                     "only an owner or admin can change roles or identity-provider links",
                 )),
                 Action::UsersCreate
+                | Action::KeysLimit
                 | Action::UsersDelete
                 | Action::AuditRead
                 | Action::GrantsRead

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{idempotent, page_json, page_request, parse_time, to_value};
 use crate::admin;
 use crate::admin::key_scopes::{self, ScopeList};
-use crate::admin::keys::{CreateKey, Lifetime};
+use crate::admin::keys::{CreateKey, Lifetime, LimitsPatch};
 use crate::admin::policy::Actor;
 use crate::admin::{CreatedKey, parse_duration};
 use crate::http::body::JsonBody;
@@ -20,6 +20,7 @@ use crate::http::schema::{
     self, CreateErrors, NotFound, OrgIdPath, OrgPath, ProtectedErrors, rfc3339,
 };
 use crate::keys::client_jwks::ClientJwks;
+use crate::limits::{KeyLimits, MAX_PER_HOUR, MAX_PER_MINUTE};
 use crate::state::AppState;
 use crate::storage::api_keys::KeyFilter;
 use crate::types::{Environment, Lifecycle};
@@ -28,6 +29,7 @@ use entity::api_key;
 fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
     let status = admin::keys::status(&key, now);
     let scopes = key_scopes::shown(&key);
+    let own = KeyLimits::of(&key);
     schema::ApiKey {
         api_key_id: key.id,
         user_id: key.user_id,
@@ -40,6 +42,11 @@ fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
         expires_at: rfc3339(key.expires_at),
         revoked_at: key.revoked_at.map(rfc3339),
         last_used_at: key.last_used_at.map(rfc3339),
+        last_used_ip: key.last_used_ip.clone(),
+        limits: schema::ApiKeyLimits {
+            per_minute: own.per_minute,
+            per_hour: own.per_hour,
+        },
         client_auth: if key.public_jwks.is_some() {
             "private_key_jwt"
         } else {
@@ -74,6 +81,8 @@ pub struct KeyQuery {
     cursor: Option<String>,
     user_id: Option<String>,
     status: Option<Lifecycle>,
+    /// RFC 3339 time: only keys not used since then (last used before it, or never used).
+    unused_since: Option<String>,
 }
 
 #[utoipa::path(
@@ -94,9 +103,15 @@ pub async fn list_keys(
     let query = query.into_inner();
     let page = page_request(query.limit, query.cursor.as_deref())?;
     let now = state.clock.now();
+    let unused_since = query
+        .unused_since
+        .as_deref()
+        .map(|t| parse_time(t, "unused_since"))
+        .transpose()?;
     let filter = KeyFilter {
         user_id: query.user_id,
         status: query.status.map(|s| (s, now)),
+        unused_since,
     };
     let keys = admin::keys::list(&state, &actor, filter, &page).await?;
     Ok(page_json(keys, |k| key_json(k, now)))
@@ -122,6 +137,37 @@ pub struct CreateKeyBody {
     /// client that authenticates with `private_key_jwt` (RFC 7523 §2.2).
     #[schema(value_type = Option<Object>)]
     public_jwks: Option<Value>,
+    /// The key's own issuance limits (owners and admins only; a member setting them gets
+    /// 403 `permission_denied`). Absent: the server's.
+    limits: Option<LimitsBody>,
+}
+
+/// A key's own issuance limits: tokens per minute (1 to 1,000,000) and per hour (1 to
+/// 60,000,000). In a `PATCH`, an absent field is kept and `null` returns it to the
+/// server's default.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    #[serde(default, deserialize_with = "super::users::present")]
+    #[schema(value_type = Option<u32>)]
+    per_minute: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "super::users::present")]
+    #[schema(value_type = Option<u32>)]
+    per_hour: Option<Option<i64>>,
+}
+
+impl LimitsBody {
+    fn parse(&self) -> Result<LimitsPatch, ApiError> {
+        let check = |v: Option<Option<i64>>, field, max| {
+            v.map(|v| v.map(|n| KeyLimits::check(n, field, max)).transpose())
+                .transpose()
+                .map_err(|e| ApiError::invalid_request(e.0))
+        };
+        Ok(LimitsPatch {
+            per_minute: check(self.per_minute, "per_minute", MAX_PER_MINUTE)?,
+            per_hour: check(self.per_hour, "per_hour", MAX_PER_HOUR)?,
+        })
+    }
 }
 
 impl CreateKeyBody {
@@ -147,7 +193,17 @@ impl CreateKeyBody {
             .map(ClientJwks::parse)
             .transpose()
             .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+        let limits = self
+            .limits
+            .as_ref()
+            .map(LimitsBody::parse)
+            .transpose()?
+            .unwrap_or_default();
         Ok(CreateKey {
+            limits: KeyLimits {
+                per_minute: limits.per_minute.flatten(),
+                per_hour: limits.per_hour.flatten(),
+            },
             public_jwks,
             name: self.name,
             user_id: self.user_id,
@@ -206,6 +262,35 @@ pub async fn get_key(
 ) -> Result<HttpResponse, ApiError> {
     let actor = Actor::new(caller);
     let key = admin::keys::get(&state, &actor, &path.1).await?;
+    Ok(HttpResponse::Ok().json(key_json(key, state.clock.now())))
+}
+
+/// `PATCH /v1/{org}/api_keys/{id}`: what may change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    limits: LimitsBody,
+}
+
+#[utoipa::path(
+    patch, path = "/v1/{org}/api_keys/{id}", tag = "API keys", summary = "Change an API key's limits",
+    description = "Sets the key's own issuance limits (tokens per minute and per hour, at sign-in and the token endpoint). Owners and admins only, for keys of users who do not outrank them: a member cannot raise its own key's limits (403 `permission_denied`). A field set to `null` returns to the server's default. Takes effect at the key's next token on this node, within 5 seconds on others.",
+    params(OrgIdPath), request_body = UpdateKeyBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
+    responses(
+        (status = 200, description = "The key (never its secret)", body = schema::ApiKey),
+        ProtectedErrors,
+        NotFound,
+    )
+)]
+pub async fn update_key(
+    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated,
+    path: web::Path<(String, String)>,
+    body: JsonBody<UpdateKeyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = Actor::new(caller);
+    let patch = body.value.limits.parse()?;
+    let key = admin::keys::set_limits(&state, &actor, &path.1, patch).await?;
     Ok(HttpResponse::Ok().json(key_json(key, state.clock.now())))
 }
 

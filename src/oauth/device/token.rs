@@ -159,11 +159,14 @@ async fn issue(
     .await?;
     // The proof is checked before the approval is redeemed: a bad proof can be retried.
     let dpop_jkt = proof(state, org, req, None).await?;
+    // The key's issuance limit, before the code is spent: a refused poll can be retried.
+    session::admit(state, asker.session_client()).await?;
     if !storage::device_codes::redeem(&state.storage, &row.id, state.clock.now()).await? {
         return Err(unknown());
     }
-    let opened = session::open(
+    let opened = session::open_admitted(
         state,
+        crate::ids::new_id("ses"),
         NewSession {
             org,
             client: asker.session_client(),
@@ -172,6 +175,7 @@ async fn issue(
             dpop_jkt,
             scope,
             target,
+            ip: req.meta.ip.clone(),
         },
     )
     .await

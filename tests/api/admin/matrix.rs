@@ -121,7 +121,8 @@ const MATRIX: &[(Act, Target, [Want; 4])] = &[
 ];
 
 /// What a refused action must leave as it was, read by the owner: every user (every
-/// field), every key (every field but `last_used_at`, which a check's sign-in writes) and
+/// field), every key (every field but `last_used_at` and `last_used_ip`, which a check's
+/// sign-in writes) and
 /// whether each session has ended.
 struct Snapshot {
     users: BTreeMap<String, Value>,
@@ -151,7 +152,7 @@ impl Snapshot {
                 app.list_all(token, KEYS, 200).await,
                 "api_key_id",
                 None,
-                &["last_used_at"],
+                &["last_used_at", "last_used_ip"],
             ),
             sessions: by_id(
                 app.list_all(token, SESSIONS, 200).await,

@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/{org}/api_keys", "keys:read"),
     ("POST", "/v1/{org}/api_keys", "keys:write"),
     ("GET", "/v1/{org}/api_keys/{id}", "keys:read"),
+    ("PATCH", "/v1/{org}/api_keys/{id}", "keys:write"),
     ("DELETE", "/v1/{org}/api_keys/{id}", "keys:write"),
     ("POST", "/v1/{org}/api_keys/{id}/rotate", "keys:write"),
     ("GET", "/v1/{org}/users", "users:read"),
@@ -99,6 +100,7 @@ impl Targets {
         match (method, template) {
             ("POST", "/v1/{org}/api_keys") => Some(json!({"name": "narrow"})),
             ("POST", "/v1/{org}/api_keys/{id}/rotate") => Some(json!({"grace_period": "1h"})),
+            ("PATCH", "/v1/{org}/api_keys/{id}") => Some(json!({"limits": {"per_minute": 5}})),
             ("POST", "/v1/{org}/users") => Some(json!({"email": "narrow@default.test"})),
             ("PATCH", "/v1/{org}/users/{id}") => Some(json!({"name": "renamed"})),
             ("POST", "/v1/{org}/cross_org_grants") => {

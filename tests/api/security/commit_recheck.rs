@@ -184,6 +184,7 @@ async fn a_browser_clients_new_session_is_refused_at_its_commit_once_the_client_
             session,
             refresh,
             touch_key: false,
+            used_from: None,
         }
     };
 

@@ -248,3 +248,40 @@ async fn a_zero_audit_retention_keeps_every_event() {
     assert_eq!(purged.audit_events, 0, "{purged:?}");
     assert_eq!(app.audit_events("default").await.len(), before);
 }
+
+/// One node purges at a time: on PostgreSQL a pass needs the housekeeping advisory lock,
+/// and a node that finds it held (here, by a pass of "another node" in progress) skips its
+/// turn and deletes nothing; once the lock is free the next pass runs. SQLite (one node)
+/// always runs.
+#[tokio::test]
+async fn only_one_node_purges_at_a_time() {
+    use keygate::housekeeping::run_exclusive;
+    use keygate::storage::housekeeping::try_lock;
+
+    let app = spawn_app_with(|_| {}).await;
+    let owner = app.session(&app.owner).await;
+    app.clock.advance(Duration::from_secs(400 * 86_400));
+    let now = app.now();
+    let held = try_lock(&app.state.storage)
+        .await
+        .unwrap()
+        .expect("free at first");
+    if app.db.is_postgres() {
+        assert!(try_lock(&app.state.storage).await.unwrap().is_none());
+        assert_eq!(run_exclusive(&app.state, now).await.unwrap(), None);
+        let db = Database::connect(&app.db.url).await.unwrap();
+        assert!(
+            session_ids(&db).await.contains(&owner.session_id),
+            "nothing was deleted while another node held the lock"
+        );
+        db.close().await.ok();
+    }
+    held.release().await.unwrap();
+    let purged = run_exclusive(&app.state, now).await.unwrap().expect("ran");
+    assert!(purged.sessions >= 1, "{purged:?}");
+    // Released at the end of the pass: the next one runs too.
+    assert_eq!(
+        run_exclusive(&app.state, now).await.unwrap(),
+        Some(Purged::default())
+    );
+}
