@@ -99,6 +99,15 @@ impl Application {
         let revocations = Arc::new(Revocations::new(100_000, clock.clone()));
         let directory = Arc::new(Directory::new(100_000, clock.clone()));
         let verified_tokens = Arc::new(VerifiedTokens::new(100_000, clock.clone()));
+        let identity_keys = Arc::new(crate::identity::IdentityKeys::new(
+            storage.clone(),
+            kek.clone(),
+            clock.clone(),
+        ));
+        let registrations = Arc::new(
+            crate::registration::Registrations::new(&settings.registration, clock.clone())
+                .map_err(anyhow::Error::msg)?,
+        );
         let state = AppState {
             throttle: Arc::new(Throttle::new(&settings.limits, proxies, clock.clone())),
             cross_org: CrossOrg::new(&settings.cross_org, clock.clone()),
@@ -139,6 +148,8 @@ impl Application {
             signing_keys: Arc::new(signing_keys),
             public_url,
             mailer,
+            identity_keys,
+            registrations,
         };
         let bootstrap = bootstrap::run(&state, &state.settings)
             .await

@@ -59,6 +59,10 @@ pub struct AppState {
     pub public_url: String,
     /// Sends people their sign-in codes (`smtp.*`; `people::mail`).
     pub mailer: Mailer,
+    /// Organizations' identity keys, which sign identity proofs (`identity`).
+    pub identity_keys: Arc<crate::identity::IdentityKeys>,
+    /// Agent self-registration: its allowances and the scopes it gives (`registration`).
+    pub registrations: Arc<crate::registration::Registrations>,
 }
 
 impl AppState {

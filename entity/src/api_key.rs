@@ -41,6 +41,9 @@ pub struct Model {
     /// `private_key_jwt` assertions signed by one of them, never with a secret. `None`: a
     /// key with a secret.
     pub public_jwks: Option<String>,
+    /// A self-registered key awaiting an admin's approval: it authenticates nothing until
+    /// approved.
+    pub pending: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

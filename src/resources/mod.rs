@@ -337,6 +337,7 @@ mod tests {
             created_by_user_id: None,
             created_by_role: None,
             public_jwks: None,
+            pending: false,
         }
     }
 
