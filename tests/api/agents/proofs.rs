@@ -34,7 +34,11 @@ async fn proof_with(app: &TestApp, token: &str, query: &str) -> (StatusCode, Val
 }
 
 async fn identity_jwks(app: &TestApp) -> Value {
-    let res = app.client.get(app.url(IDENTITY_JWKS)).send().await.unwrap();
+    identity_jwks_with(&app.client, app).await
+}
+
+async fn identity_jwks_with(client: &reqwest::Client, app: &TestApp) -> Value {
+    let res = client.get(app.url(IDENTITY_JWKS)).send().await.unwrap();
     assert_eq!(
         res.headers()["content-type"].to_str().unwrap(),
         "application/jwk-set+json"
@@ -393,7 +397,8 @@ async fn the_cli_rotates_identity_keys_and_verifies_proofs() {
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
     // Another node (the CLI) rotated: this node serves the new key within a second.
     app.clock.advance(Duration::from_secs(2));
-    let published = kids(&identity_jwks(&app).await);
+    // A new connection: the pooled one may have idled out while the CLI ran.
+    let published = kids(&identity_jwks_with(&reqwest::Client::new(), &app).await);
     assert!(
         published.contains(&rotated["kid"].as_str().unwrap().to_owned()),
         "{published:?}"
