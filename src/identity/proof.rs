@@ -142,7 +142,18 @@ pub fn verify(
         None => validation.validate_aud = false,
     }
     let claims = jsonwebtoken::decode::<ProofClaims>(token, &key, &validation)
-        .map_err(|e| VerifyError::Invalid(e.to_string()))?
+        .map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            VerifyError::Invalid(match e.kind() {
+                ErrorKind::InvalidSignature => "the signature is wrong".into(),
+                ErrorKind::InvalidIssuer => format!("its iss is not {issuer}"),
+                ErrorKind::InvalidAudience => {
+                    format!("its aud is not {}", audience.unwrap_or_default())
+                }
+                ErrorKind::MissingRequiredClaim(claim) => format!("it has no {claim}"),
+                _ => e.to_string(),
+            })
+        })?
         .claims;
     let leeway = i64::try_from(leeway).unwrap_or(i64::MAX);
     if claims.exp.saturating_add(leeway) <= now {
