@@ -13,7 +13,7 @@ use super::admin::key_json;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::extract::Authenticated;
-use super::handlers::request_meta;
+use super::request_meta::request_meta;
 use super::schema::{self, ErrorBody, NotFound, OrgIdPath, OrgPath, ProtectedErrors, rfc3339};
 use crate::admin;
 use crate::admin::agents::OrgSettings;

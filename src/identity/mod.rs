@@ -18,10 +18,11 @@ use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 
 use crate::clock::Clock;
-use crate::keys::signing::{KeyError, KeySet, SigningAlg, SigningKeyRecord, generate};
+use crate::keys::signing::{KeyError, KeySet, SigningKeyRecord, generate};
 use crate::secrets::Kek;
 use crate::signing_keys::{ACTIVATION_DELAY, MAX_AGE};
 use crate::storage::{Storage, StorageError, identity_keys};
+use crate::types::SigningAlg;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityKeyError {
