@@ -1,13 +1,14 @@
 //! The `keygate` command line (README, "The CLI"). Every command works directly on the configured
 //! database, so it works while the server is down. Listings and creations accept `--json`.
 //! The exceptions are `keygate dpop`, a DPoP client for trying bound tokens by hand,
-//! `keygate client-assertion`, its `private_key_jwt` counterpart, and `keygate login`, the
-//! device flow from a terminal: they need neither configuration nor a database
-//! ([`run_dpop`], [`run_client_assertion`], [`run_login`]).
+//! `keygate client-assertion`, its `private_key_jwt` counterpart, `keygate login`, the
+//! device flow from a terminal, and `keygate proof verify`: they need neither configuration
+//! nor a database ([`run_dpop`], [`run_client_assertion`], [`run_login`], [`run_proof`]).
 
 mod assertion;
 mod client;
 mod dpop;
+mod identity;
 mod keys;
 mod login;
 mod resource;
@@ -15,6 +16,7 @@ mod resource;
 pub use assertion::{ClientAssertionArgs, run_client_assertion};
 pub use client::ClientCommand;
 pub use dpop::ProxyArgs;
+pub use identity::{IdentityKeyCommand, ProofCommand};
 pub use keys::KeyCommand;
 pub use login::{LoginArgs, run_login};
 pub use resource::ResourceCommand;
@@ -74,6 +76,13 @@ pub enum Command {
     /// Access token signing keys.
     #[command(subcommand, name = "signing-key")]
     SigningKey(SigningKeyCommand),
+    /// An organization's Ed25519 identity keys, which sign identity proofs.
+    #[command(subcommand, name = "identity-key")]
+    IdentityKey(IdentityKeyCommand),
+    /// Identity proofs: verify one against a running keygate (no configuration or
+    /// database).
+    #[command(subcommand)]
+    Proof(ProofCommand),
     /// DPoP (RFC 9449) by hand: a proof key and proofs (no configuration or database).
     #[command(subcommand)]
     Dpop(DpopCommand),
@@ -106,8 +115,9 @@ pub enum OrgCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// Change an organization's DPoP policy (`inherit`: follow the server's settings) or
-    /// its RFC 7591 dynamic client registration.
+    /// Change an organization's DPoP policy (`inherit`: follow the server's settings), its
+    /// RFC 7591 dynamic client registration, direct API-key requests or agent
+    /// self-registration.
     Update {
         slug: String,
         /// Require DPoP-bound tokens: true, false or inherit.
@@ -120,6 +130,17 @@ pub enum OrgCommand {
         /// false (off unless turned on).
         #[arg(long, value_parser = parse_bool)]
         dynamic_registration: Option<bool>,
+        /// Accept the organization's API keys directly on protected endpoints (X-API-Key,
+        /// Api-Key, Bearer ak_…): true or false (off unless turned on).
+        #[arg(long, value_parser = parse_bool)]
+        direct_api_keys: Option<bool>,
+        /// Open POST /v1/{org}/register to agents with no credential: true or false (off
+        /// unless turned on).
+        #[arg(long, value_parser = parse_bool)]
+        self_registration: Option<bool>,
+        /// Keep self-registered keys pending until an admin approves them: true or false.
+        #[arg(long, value_parser = parse_bool)]
+        registration_approval: Option<bool>,
         #[command(flatten)]
         out: Output,
     },
@@ -260,6 +281,8 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(cmd, &settings, clock.as_ref()).await,
         Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
         Command::Dpop(cmd) => dpop(cmd, clock.as_ref()).await,
+        Command::IdentityKey(cmd) => identity::identity_key(cmd, &settings, clock.as_ref()).await,
+        Command::Proof(cmd) => identity::proof(cmd, clock.as_ref()).await,
         Command::ClientAssertion(args) => {
             if run_client_assertion(args) == ExitCode::SUCCESS {
                 Ok(())
@@ -273,6 +296,18 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             } else {
                 anyhow::bail!("login failed")
             }
+        }
+    }
+}
+
+/// Runs `keygate proof verify` without settings, logging or a database: it talks to a
+/// running keygate. A proof that does not verify exits with 1.
+pub async fn run_proof(cmd: ProofCommand) -> ExitCode {
+    match identity::proof(cmd, &SystemClock).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("keygate: {err:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -413,6 +448,9 @@ fn org_json(o: &entity::organization::Model) -> serde_json::Value {
         "org_id": o.id, "slug": o.slug, "name": o.name, "created_at": rfc3339(o.created_at),
         "dpop_required": o.dpop_required, "dpop_nonce": o.dpop_nonce,
         "dynamic_registration": o.dynamic_registration == Some(true),
+        "direct_api_keys": o.direct_api_keys == Some(true),
+        "self_registration": o.self_registration == Some(true),
+        "registration_approval": o.registration_approval == Some(true),
     })
 }
 
@@ -436,6 +474,9 @@ async fn org(cmd: OrgCommand, storage: &Storage, clock: &dyn Clock) -> anyhow::R
             dpop_required,
             dpop_nonce,
             dynamic_registration,
+            direct_api_keys,
+            self_registration,
+            registration_approval,
             out,
         } => {
             let mut org = admin::find_org(storage, &slug).await?;
@@ -447,13 +488,27 @@ async fn org(cmd: OrgCommand, storage: &Storage, clock: &dyn Clock) -> anyhow::R
             if let Some(on) = dynamic_registration {
                 org = admin::clients::set_dynamic_registration(storage, &slug, on).await?;
             }
+            let switches = storage::agents::AgentSwitches {
+                direct_api_keys,
+                self_registration,
+                registration_approval,
+            };
+            if direct_api_keys.is_some()
+                || self_registration.is_some()
+                || registration_approval.is_some()
+            {
+                org = admin::agents::set_switches(storage, &slug, switches).await?;
+            }
             print(&out, org_json(&org), || {
                 format!(
-                    "{}: dpop_required={} dpop_nonce={} dynamic_registration={}",
+                    "{}: dpop_required={} dpop_nonce={} dynamic_registration={} direct_api_keys={} self_registration={} registration_approval={}",
                     org.slug,
                     show_override(org.dpop_required),
                     show_override(org.dpop_nonce),
-                    org.dynamic_registration == Some(true)
+                    org.dynamic_registration == Some(true),
+                    org.direct_api_keys == Some(true),
+                    org.self_registration == Some(true),
+                    org.registration_approval == Some(true)
                 )
             });
         }

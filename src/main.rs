@@ -14,6 +14,7 @@ async fn main() -> std::process::ExitCode {
             return keygate::cli::run_client_assertion(args);
         }
         Some(Command::Login(args)) => return keygate::cli::run_login(args).await,
+        Some(Command::Proof(cmd)) => return keygate::cli::run_proof(cmd).await,
         command => command.unwrap_or(Command::Serve),
     };
     let settings = match Settings::load() {

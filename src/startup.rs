@@ -159,6 +159,15 @@ impl Application {
         let revocations = Arc::new(Revocations::new(100_000, clock.clone()));
         let directory = Arc::new(Directory::new(100_000, clock.clone()));
         let verified_tokens = Arc::new(VerifiedTokens::new(100_000, clock.clone()));
+        let identity_keys = Arc::new(crate::identity::IdentityKeys::new(
+            storage.clone(),
+            kek.clone(),
+            clock.clone(),
+        ));
+        let registrations = Arc::new(
+            crate::registration::Registrations::new(&settings.registration, clock.clone())
+                .map_err(anyhow::Error::msg)?,
+        );
         let limits = Limits::new(
             &settings.limits,
             limit_store(&settings.dpop).await?,
@@ -206,6 +215,8 @@ impl Application {
             public_url,
             mailer,
             metrics,
+            identity_keys,
+            registrations,
         };
         let bootstrap = bootstrap::run(&state, &state.settings)
             .await

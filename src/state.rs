@@ -65,6 +65,10 @@ pub struct AppState {
     pub mailer: Mailer,
     /// The Prometheus recorder (`metrics.enabled`), rendered by `GET /metrics`.
     pub metrics: Option<Metrics>,
+    /// Organizations' identity keys, which sign identity proofs (`identity`).
+    pub identity_keys: Arc<crate::identity::IdentityKeys>,
+    /// Agent self-registration: its allowances and the scopes it gives (`registration`).
+    pub registrations: Arc<crate::registration::Registrations>,
 }
 
 impl AppState {

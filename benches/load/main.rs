@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Credentials come from the environment (`KG_API_KEY`, `KG_API_KEY_ID`, `KG_USER_ID`), never
-//! from the command line. Scenarios: `me-dpop`, `me-bearer`, `signin-dpop`, `cc-dpop` against
+//! from the command line. Scenarios: `me-dpop`, `me-bearer`, `me-api-key` (a direct API-key
+//! request: the organization must have `direct_api_keys` on), `signin-dpop`, `cc-dpop` against
 //! keygate; `peer-me-dpop`, `peer-cc-dpop` against `shared/peer-bench` (node-oidc-provider).
 //! Every answer must be a 2xx: a run that measures errors stops and says so.
 
@@ -257,6 +258,15 @@ async fn prepare(args: &Args, count: usize) -> Vec<Prepared> {
                     method: "GET",
                     path: format!("/v1/{org}/user/me"),
                     headers: vec![("authorization", format!("Bearer {token}"))],
+                    body: Bytes::new(),
+                };
+                (me, None)
+            }
+            "me-api-key" => {
+                let me = Prepared {
+                    method: "GET",
+                    path: format!("/v1/{org}/user/me"),
+                    headers: vec![("x-api-key", env("KG_API_KEY"))],
                     body: Bytes::new(),
                 };
                 (me, None)

@@ -70,6 +70,8 @@ export KG_API_KEY KG_API_KEY_ID KG_USER_ID
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/v1/default/user/signin_with_api_key" \
   -H "x-api-key: $KG_API_KEY" -H "x-api-key-id: $KG_API_KEY_ID" -H "x-user-id: $KG_USER_ID")
 [ "$STATUS" = 200 ] || fail "a sign-in with the provisioned key answered $STATUS"
+# me-api-key: direct API-key requests (README, "Coming from another agent platform").
+"${CARGO_TARGET_DIR:-target}"/release/keygate org update default --direct-api-keys true >/dev/null
 
 run() { # scenario url pids
   cargo bench --quiet --bench load -- --scenario "$1" --url "$2" --server-pids "$3" \
@@ -111,7 +113,7 @@ if [ -n "${SCRAPE_DIR:-}" ]; then
 fi
 
 RESULTS="$DIR/results.tsv"
-for scenario in me-dpop me-bearer signin-dpop cc-dpop; do
+for scenario in me-dpop me-bearer me-api-key signin-dpop cc-dpop; do
   run "$scenario" "$URL" "$KEYGATE_PID" >>"$RESULTS"
 done
 

@@ -48,6 +48,9 @@ pub struct Model {
     pub limit_per_hour: Option<i64>,
     /// The client IP of the key's last recorded use (sampled with `last_used_at`).
     pub last_used_ip: Option<String>,
+    /// A self-registered key awaiting an admin's approval: it authenticates nothing until
+    /// approved.
+    pub pending: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ pub mod consent;
 pub mod cross_org_grant;
 pub mod device_code;
 pub mod idempotency_key;
+pub mod identity_key;
 pub mod login_challenge;
 pub mod organization;
 pub mod refresh_token;

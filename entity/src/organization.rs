@@ -18,6 +18,14 @@ pub struct Model {
     pub dpop_nonce: Option<bool>,
     /// RFC 7591 dynamic registration at `/v1/{org}/oauth/register`: on only when `true`.
     pub dynamic_registration: Option<bool>,
+    /// Protected endpoints also accept the organization's API keys directly (`X-API-Key`,
+    /// `Api-Key`, `Authorization: Bearer ak_…`): on only when `true`.
+    pub direct_api_keys: Option<bool>,
+    /// `POST /v1/{org}/register` (agent self-registration): on only when `true`.
+    pub self_registration: Option<bool>,
+    /// Keys made by self-registration stay `pending` until an admin approves them: on only
+    /// when `true`.
+    pub registration_approval: Option<bool>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@
 //! the caller with [`policy::authorize`], runs the operation and writes the audit event.
 //! Validation of names, emails and lifetimes happens here, once.
 
+pub mod agents;
 pub mod clients;
 pub mod consents;
 pub mod events;
@@ -140,6 +141,9 @@ pub async fn create_org(
         dpop_required: None,
         dpop_nonce: None,
         dynamic_registration: None,
+        direct_api_keys: None,
+        self_registration: None,
+        registration_approval: None,
     };
     storage::orgs::insert(storage, org)
         .await
@@ -393,6 +397,7 @@ pub async fn issue_key(
         limit_per_minute: None,
         limit_per_hour: None,
         last_used_ip: None,
+        pending: false,
     };
     let key = storage::api_keys::insert(storage, key).await?;
     if let Some(issuer) = issuer.filter(|i| i.user_id != key.user_id) {

@@ -31,6 +31,9 @@ pub enum Credential<'a> {
         user_id: &'a str,
         token: &'a str,
     },
+    /// An API key secret (`X-API-Key`, `Api-Key` or `Bearer ak_…`), where the organization
+    /// accepts direct API-key requests (`auth::direct_key`).
+    ApiKey { secret: &'a str },
 }
 
 /// The credential a request presented, with what DPoP and the audit trail need.
@@ -56,6 +59,8 @@ pub enum AuthMethod {
     BearerCrossOrg,
     /// Basic with a trusted identity provider's token, in the user's own organization.
     BasicFederated,
+    /// One of the organization's API keys, presented directly (`auth::direct_key`).
+    ApiKey,
 }
 
 impl AuthMethod {
@@ -67,6 +72,7 @@ impl AuthMethod {
             AuthMethod::BasicCrossOrg => "basic_cross_org",
             AuthMethod::BearerCrossOrg => "bearer_cross_org",
             AuthMethod::BasicFederated => "basic_federated",
+            AuthMethod::ApiKey => "api_key",
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct TokenInfo {
     pub scope: String,
     /// The user acting for the subject (`act.sub`).
     pub act: Option<String>,
+    /// The DPoP key the token is bound to (`cnf.jkt`), for a DPoP-bound token.
+    pub jkt: Option<String>,
 }
 
 /// An authenticated caller.
@@ -142,6 +150,22 @@ pub enum AccessError {
     Federation(#[from] FederationError),
     #[error("the access token has been revoked")]
     Revoked,
+    #[error(
+        "this organization does not accept API keys on requests; exchange the key for an access token at POST /v1/{org}/user/signin_with_api_key"
+    )]
+    DirectKeysOff { org: String },
+    #[error(transparent)]
+    ApiKey(#[from] super::direct_key::KeyRefusal),
+    #[error("the API key is pending an administrator's approval")]
+    PendingApproval,
+    #[error(
+        "an API key is a bearer secret and takes no DPoP proof; sign in with the proof for a DPoP-bound token"
+    )]
+    ApiKeyWithDpop,
+    #[error("an API key works only at its own organization")]
+    ApiKeyCrossOrg,
+    #[error("too many failed authentications; retry after {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -238,6 +262,15 @@ pub async fn authenticate(
     presented: Presented<'_>,
 ) -> Result<Caller, AccessError> {
     let (home_slug, scheme, token, basic_user) = match presented.credential {
+        Credential::ApiKey { secret } => {
+            if presented.x_org_id.is_some_and(|x| x != org_slug) {
+                return Err(AccessError::ApiKeyCrossOrg);
+            }
+            if !presented.dpop.is_empty() {
+                return Err(AccessError::ApiKeyWithDpop);
+            }
+            return super::direct_key::authenticate(state, org_slug, secret, presented.meta).await;
+        }
         Credential::Token { scheme, token } => {
             (presented.x_org_id.unwrap_or(org_slug), scheme, token, None)
         }
@@ -372,6 +405,7 @@ async fn authenticate_federated(
             // The provider's token carries no keygate scopes: the user's role governs.
             scope: Scopes::all().to_string(),
             act: None,
+            jkt: None,
         },
         home_org: org.clone(),
         org,
@@ -447,6 +481,7 @@ async fn authenticate_home(
             client_id: Some(claims.client_id),
             scope: claims.scope,
             act: claims.act.map(|a| a.sub),
+            jkt: claims.cnf.map(|c| c.jkt),
         },
         home_org: org.clone(),
         org,

@@ -19,6 +19,9 @@ pub enum CredentialError {
     Expired,
     #[error("the API key has been revoked")]
     Revoked,
+    /// A self-registered key an admin has not approved yet (reported once the secret matched).
+    #[error("the API key is pending an administrator's approval")]
+    Pending,
     #[error("the API key's owner may not act for this user")]
     PermissionDenied,
     #[error(transparent)]
@@ -59,6 +62,9 @@ pub async fn check_key(
     }
     if key.expires_at <= now {
         return Err(CredentialError::Expired);
+    }
+    if key.pending {
+        return Err(CredentialError::Pending);
     }
     let owner = active_user(state, org, &key.user_id).await?;
     Ok(KeyHolder {

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod client_assertion;
 pub mod credential;
 pub mod cross_org;
+pub mod direct_key;
 pub mod dpop;
 pub mod federation;
 pub mod revocation;

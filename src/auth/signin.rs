@@ -72,6 +72,8 @@ pub enum SigninError {
     RevokedApiKey,
     #[error("the API key's owner may not act for this user")]
     PermissionDenied,
+    #[error("the API key is pending an administrator's approval")]
+    PendingApproval,
     #[error("too many failed sign-ins; retry after {retry_after} seconds")]
     RateLimited { retry_after: u64 },
     /// The key's issuance limit (README, "Limits").
@@ -111,6 +113,7 @@ impl From<CredentialError> for SigninError {
             CredentialError::Expired => SigninError::ExpiredApiKey,
             CredentialError::Revoked => SigninError::RevokedApiKey,
             CredentialError::PermissionDenied => SigninError::PermissionDenied,
+            CredentialError::Pending => SigninError::PendingApproval,
             CredentialError::Storage(e) => SigninError::Storage(e),
         }
     }
@@ -127,6 +130,7 @@ impl SigninError {
             SigninError::ExpiredApiKey => "expired_api_key",
             SigninError::RevokedApiKey => "revoked_api_key",
             SigninError::PermissionDenied => "permission_denied",
+            SigninError::PendingApproval => "pending_approval",
             SigninError::RateLimited { .. } | SigninError::IssuanceLimited { .. } => "rate_limited",
             SigninError::Dpop(DpopError::UseNonce) => "use_dpop_nonce",
             SigninError::Dpop(DpopError::ReplayStoreUnavailable) => "temporarily_unavailable",
@@ -246,7 +250,9 @@ async fn run(
             trail.guessed = true;
             return Err(SigninError::InvalidApiKey);
         }
-        Err(err @ (CredentialError::Revoked | CredentialError::Expired)) => {
+        Err(
+            err @ (CredentialError::Revoked | CredentialError::Expired | CredentialError::Pending),
+        ) => {
             trail.named = Some(key_id.to_owned());
             return Err(err.into());
         }

@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use crate::types::SigningAlg;
 
+mod agents;
 mod people;
+pub use agents::{IdentityProofSettings, RegistrationSettings};
 pub use people::{ClientSettings, DeviceSettings, LoginSettings, SmtpSettings};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -39,6 +41,8 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub login: LoginSettings,
     pub device: DeviceSettings,
+    pub registration: RegistrationSettings,
+    pub identity_proofs: IdentityProofSettings,
 }
 
 impl Default for Settings {
@@ -64,6 +68,8 @@ impl Default for Settings {
             smtp: SmtpSettings::default(),
             login: LoginSettings::default(),
             device: DeviceSettings::default(),
+            registration: RegistrationSettings::default(),
+            identity_proofs: IdentityProofSettings::default(),
         }
     }
 }

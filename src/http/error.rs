@@ -175,6 +175,12 @@ impl ApiError {
             AccessError::UnknownOrganization => {
                 return ApiError::new(StatusCode::NOT_FOUND, "unknown_organization", message);
             }
+            AccessError::PendingApproval => {
+                return ApiError::new(StatusCode::FORBIDDEN, "pending_approval", message);
+            }
+            AccessError::RateLimited { retry_after } => {
+                return ApiError::rate_limited(message, *retry_after);
+            }
             AccessError::Dpop(DpopError::UseNonce) => {
                 ("use_dpop_nonce", "use_dpop_nonce", Challenge::DPoP)
             }
@@ -281,7 +287,7 @@ impl From<SigninError> for ApiError {
             SigninError::InvalidApiKey
             | SigninError::ExpiredApiKey
             | SigninError::RevokedApiKey => StatusCode::UNAUTHORIZED,
-            SigninError::PermissionDenied => StatusCode::FORBIDDEN,
+            SigninError::PermissionDenied | SigninError::PendingApproval => StatusCode::FORBIDDEN,
             SigninError::RateLimited { retry_after }
             | SigninError::IssuanceLimited { retry_after } => {
                 return ApiError::rate_limited(err.to_string(), retry_after);

@@ -1,5 +1,6 @@
 //! The authentication extractor every protected endpoint takes: parses `Authorization`
-//! (Bearer, DPoP or Basic) and `X-ORG-ID`, and hands the credential to
+//! (Bearer, DPoP or Basic), `X-ORG-ID`, and the API key headers of direct API-key requests
+//! (`X-API-Key`, `Api-Key`, or `Bearer ak_…`), and hands the credential to
 //! [`crate::auth::access::authenticate`]. There is no other way into a protected endpoint.
 
 use std::future::Future;
@@ -46,6 +47,29 @@ enum Parsed {
         user_id: String,
         token: String,
     },
+    ApiKey {
+        secret: String,
+    },
+}
+
+/// The headers that carry an API key on a direct API-key request, besides `Bearer ak_…`.
+const API_KEY_HEADERS: [&str; 2] = ["x-api-key", "api-key"];
+
+/// The credential of a request: `Authorization`, or exactly one API key header instead.
+fn credential(req: &HttpRequest) -> Result<Parsed, AccessError> {
+    let mut keys = API_KEY_HEADERS
+        .iter()
+        .flat_map(|name| req.headers().get_all(*name));
+    let Some(value) = keys.next() else {
+        return authorization(req);
+    };
+    if keys.next().is_some() || req.headers().contains_key(header::AUTHORIZATION) {
+        return Err(AccessError::MalformedHeader);
+    }
+    let secret = value.to_str().map_err(|_| AccessError::MalformedHeader)?;
+    Ok(Parsed::ApiKey {
+        secret: secret.trim().to_owned(),
+    })
 }
 
 /// Cross-organization access: `base64("{org}_{user_id}:{token}")`, decoded strictly (canonical padding,
@@ -89,6 +113,12 @@ fn authorization(req: &HttpRequest) -> Result<Parsed, AccessError> {
     };
     if !is_b64token(token) {
         return Err(AccessError::MalformedHeader);
+    }
+    // An API key secret is never a JWT: `ak_live_…` / `ak_test_…`.
+    if scheme == TokenType::Bearer && token.starts_with("ak_") {
+        return Ok(Parsed::ApiKey {
+            secret: token.to_owned(),
+        });
     }
     Ok(Parsed::Token {
         scheme,
@@ -137,7 +167,7 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let org = req.match_info().get("org").unwrap_or_default().to_owned();
-        let credential = authorization(req);
+        let credential = credential(req);
         let x_org = x_org_id(req);
         let hint = scheme_hint(req);
         let proofs: Vec<Vec<u8>> = req
@@ -169,6 +199,7 @@ impl FromRequest for Authenticated {
                         user_id,
                         token,
                     },
+                    Parsed::ApiKey { secret } => Credential::ApiKey { secret },
                 };
                 let presented = Presented {
                     credential,

@@ -2,6 +2,7 @@
 //! thin; everything they do is a call into `auth`, `storage` or `tokens`.
 
 mod admin;
+mod agents;
 mod body;
 pub mod error;
 mod extract;
@@ -243,7 +244,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(admin::get_client))
                         .route(web::delete().to(admin::delete_client)),
                 )
-                .service(resource("/oauth/register").route(web::post().to(register::register))),
+                .service(resource("/oauth/register").route(web::post().to(register::register)))
+                // What other agent platforms offer (README, "Coming from another agent platform").
+                .service(
+                    resource("/settings")
+                        .route(web::get().to(agents::get_settings))
+                        .route(web::patch().to(agents::update_settings)),
+                )
+                .service(
+                    resource("/api_keys/{id}/approve").route(web::post().to(agents::approve_key)),
+                )
+                .service(resource("/user/me/proof").route(web::get().to(agents::proof)))
+                .service(
+                    resource("/.well-known/identity-jwks.json")
+                        .route(web::get().to(agents::identity_jwks)),
+                )
+                .service(resource("/register").route(web::post().to(agents::register))),
         )
         .default_service(web::to(handlers::not_found));
 }

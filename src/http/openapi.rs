@@ -13,6 +13,7 @@ use utoipa::openapi::{Server, ServerBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::admin;
+use super::agents;
 use super::error::ApiError;
 use super::handlers;
 use super::oauth;
@@ -73,6 +74,12 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         admin::get_client,
         admin::delete_client,
         register::register,
+        agents::get_settings,
+        agents::update_settings,
+        agents::approve_key,
+        agents::proof,
+        agents::identity_jwks,
+        agents::register,
         handlers::healthz,
         handlers::readyz,
         super::metrics::main_listener,
@@ -96,6 +103,8 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         (name = "Trusted identity providers", description = "External OpenID providers whose tokens identify users"),
         (name = "Protected resources", description = "APIs and MCP servers the organization issues tokens for (RFC 8707 `resource`, RFC 9728 metadata)"),
         (name = "Clients", description = "Clients of the browser and device flows: registered by admins (RFC 7591 dynamic registration is under OAuth)"),
+        (name = "Organization", description = "An organization's settings: direct API-key requests and agent self-registration"),
+        (name = "Agent self-registration", description = "Agents that register themselves, where the organization allows it"),
         (name = "Operations", description = "Health and readiness"),
     ),
 )]
@@ -115,6 +124,13 @@ impl Modify for Security {
         components.add_security_scheme(
             "api_key",
             header("x-api-key", "The API key secret, for sign-in."),
+        );
+        components.add_security_scheme(
+            "direct_api_key",
+            header(
+                "X-API-Key",
+                "Direct API-key requests, where the organization turned them on (`PATCH /v1/{org}/settings`): the API key secret itself on every request (`X-API-Key`, `Api-Key` or `Authorization: Bearer ak_…`). A bearer secret with no DPoP: exchanging it for a short-lived token at sign-in is safer.",
+            ),
         );
         components.add_security_scheme(
             "api_key_id",

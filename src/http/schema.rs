@@ -72,7 +72,8 @@ pub struct Me {
     /// `None` for an identity provider's token.
     pub session_id: Option<String>,
     pub token_type: String,
-    /// `bearer`, `dpop`, `basic`, `basic_federated`, `basic_cross_org`, `bearer_cross_org`.
+    /// `bearer`, `dpop`, `basic`, `basic_federated`, `basic_cross_org`, `bearer_cross_org`,
+    /// `api_key` (a direct API-key request).
     pub auth_method: String,
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,6 +122,9 @@ pub struct ApiKey {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub public_jwks: Option<serde_json::Value>,
+    /// A self-registered key awaiting an admin's approval (`POST
+    /// /v1/{org}/api_keys/{id}/approve`): until then it authenticates nothing.
+    pub pending: bool,
 }
 
 /// Tokens a key may be issued (sign-in and token endpoint) per minute and per hour.

@@ -174,6 +174,9 @@ pub async fn authenticate(
             CredentialError::Storage(e) => e.into(),
             CredentialError::Expired => fail("the client's API key has expired"),
             CredentialError::Revoked => fail("the client's API key has been revoked"),
+            CredentialError::Pending => {
+                fail("the client's API key is pending an administrator's approval")
+            }
             CredentialError::Invalid => {
                 state.throttle.fail(key_id, ip);
                 fail("client authentication failed")

@@ -340,6 +340,7 @@ mod tests {
             limit_per_minute: None,
             limit_per_hour: None,
             last_used_ip: None,
+            pending: false,
         }
     }
 

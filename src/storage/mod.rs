@@ -2,6 +2,7 @@
 //! file per table; every query of tenant data takes the organization. `DbErr` is classified
 //! once, here, into [`StorageError`].
 
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod authorization_codes;
@@ -12,6 +13,7 @@ pub mod cross_org_grants;
 pub mod device_codes;
 pub mod housekeeping;
 pub mod idempotency;
+pub mod identity_keys;
 pub mod login_challenges;
 pub mod orgs;
 pub mod page;

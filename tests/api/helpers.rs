@@ -86,6 +86,7 @@ impl TestDatabase {
             signing_key,
             audit_event,
             idempotency_key,
+            identity_key,
             revoked_token,
             cross_org_grant,
             trusted_issuer,

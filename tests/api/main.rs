@@ -7,6 +7,7 @@
 
 mod admin;
 mod admin_helpers;
+mod agents;
 mod authorize;
 mod binary;
 mod cli;

@@ -126,6 +126,12 @@ pub enum Action {
     ClientsRead,
     /// Registering or deleting a client of the browser and device flows.
     ClientsWrite,
+    /// Reading the organization's settings (direct API keys, self-registration).
+    SettingsRead,
+    /// Changing them: owners only.
+    SettingsWrite,
+    /// Approving a self-registered key that is pending.
+    KeysApprove,
 }
 
 impl Action {
@@ -155,6 +161,9 @@ impl Action {
             Action::ConsentsRevoke => "consents.revoke",
             Action::ClientsRead => "clients.read",
             Action::ClientsWrite => "clients.write",
+            Action::SettingsRead => "settings.read",
+            Action::SettingsWrite => "settings.write",
+            Action::KeysApprove => "keys.approve",
         }
     }
 
@@ -165,18 +174,21 @@ impl Action {
             Action::KeysCreate
             | Action::KeysRevoke
             | Action::KeysRotate { .. }
-            | Action::KeysLimit => "keys:write",
+            | Action::KeysLimit
+            | Action::KeysApprove => "keys:write",
             Action::UsersRead
             | Action::SessionsRead
             | Action::GrantsRead
             | Action::IssuersRead
-            | Action::ConsentsRead => "users:read",
+            | Action::ConsentsRead
+            | Action::SettingsRead => "users:read",
             Action::UsersCreate
             | Action::UsersUpdate { .. }
             | Action::UsersDelete
             | Action::GrantsCreate { .. }
             | Action::GrantsRevoke { .. }
-            | Action::IssuersWrite => "users:write",
+            | Action::IssuersWrite
+            | Action::SettingsWrite => "users:write",
             Action::SessionsRevoke | Action::ConsentsRevoke => "sessions:write",
             Action::AuditRead => "audit:read",
             Action::ResourcesRead => "resources:read",
@@ -357,6 +369,9 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
             (Action::IssuersWrite, _) => Err(deny(
                 "only an owner can change which identity providers the organization trusts",
             )),
+            (Action::SettingsWrite, _) => {
+                Err(deny("only an owner can change the organization's settings"))
+            }
             (Action::GrantsCreate { role } | Action::GrantsRevoke { role }, _)
                 if role.rank() > Role::Member.rank() =>
             {
@@ -430,7 +445,10 @@ pub fn authorize(actor: &Actor, action: Action, target: Target<'_>) -> Result<()
                 | Action::ResourcesRead
                 | Action::ResourcesWrite
                 | Action::ClientsRead
-                | Action::ClientsWrite => Err(deny(
+                | Action::ClientsWrite
+                | Action::SettingsRead
+                | Action::SettingsWrite
+                | Action::KeysApprove => Err(deny(
                     "only an owner or admin of the organization can do this",
                 )),
                 _ => Err(deny(

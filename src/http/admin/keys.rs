@@ -26,7 +26,7 @@ use crate::storage::api_keys::KeyFilter;
 use crate::types::{Environment, Lifecycle};
 use entity::api_key;
 
-fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
+pub(crate) fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
     let status = admin::keys::status(&key, now);
     let scopes = key_scopes::shown(&key);
     let own = KeyLimits::of(&key);
@@ -57,6 +57,7 @@ fn key_json(key: api_key::Model, now: DateTime<Utc>) -> schema::ApiKey {
             .public_jwks
             .as_deref()
             .and_then(|text| serde_json::from_str(text).ok()),
+        pending: key.pending,
     }
 }
 

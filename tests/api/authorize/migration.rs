@@ -71,77 +71,82 @@ async fn sessions_and_refresh_tokens_survive_and_a_session_may_name_a_browser_cl
 
     let settings = test_settings(dir.path(), &db);
     let store = Storage::connect(&settings).await.unwrap();
-    let clock = keygate::clock::SystemClock;
-    let org = keygate::admin::create_org(
-        &store,
-        &clock,
-        &keygate::types::Slug::parse("acme").unwrap(),
-        None,
-    )
+    let now = keygate::clock::Clock::now(&keygate::clock::SystemClock);
+    // The rows are written with the columns that existed before the migration only (later
+    // migrations add columns the current entities would try to write).
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    entity::organization::Entity::insert(entity::organization::ActiveModel {
+        id: Set("org_acme".into()),
+        slug: Set("acme".into()),
+        name: Set("acme".into()),
+        created_at: Set(now),
+        dpop_required: Set(None),
+        dpop_nonce: Set(None),
+        dynamic_registration: Set(None),
+        ..Default::default()
+    })
+    .exec_without_returning(&migrations)
     .await
     .unwrap();
-    let user = keygate::admin::create_user(
-        &store,
-        &clock,
-        &org,
-        "someone@acme.test",
-        None,
-        keygate::types::Role::Member,
-    )
+    entity::user::Entity::insert(entity::user::ActiveModel {
+        id: Set("usr_someone".into()),
+        org_id: Set("org_acme".into()),
+        email: Set("someone@acme.test".into()),
+        name: Set(None),
+        role: Set("member".into()),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        external_subject: Set(None),
+    })
+    .exec_without_returning(&migrations)
     .await
     .unwrap();
-    // The key row as the schema of that time holds it (columns added by later migrations,
-    // e.g. the key's limits, are left out).
-    let key_id = keygate::ids::new_id("key");
-    let created = keygate::clock::Clock::now(&clock);
-    let row = entity::api_key::ActiveModel {
-        id: Set(key_id.clone()),
-        org_id: Set(org.id.clone()),
-        user_id: Set(user.id.clone()),
+    entity::api_key::Entity::insert(entity::api_key::ActiveModel {
+        id: Set("key_k".into()),
+        org_id: Set("org_acme".into()),
+        user_id: Set("usr_someone".into()),
         name: Set("k".into()),
         environment: Set("live".into()),
         scopes: Set("keys:read".into()),
         resource_scopes: Set(None),
-        digest: Set(format!("none:{key_id}")),
-        created_at: Set(created),
-        expires_at: Set(created + chrono::Duration::days(30)),
+        digest: Set("digest-of-key_k".into()),
+        created_at: Set(now),
+        expires_at: Set(now + chrono::Duration::days(30)),
         revoked_at: Set(None),
         last_used_at: Set(None),
         created_by_user_id: Set(None),
         created_by_role: Set(None),
         public_jwks: Set(None),
         ..Default::default()
-    };
-    entity::api_key::Entity::insert(row)
-        .exec_without_returning(&migrations)
-        .await
-        .unwrap();
-    let old = session("ses_old", &org.id, &user.id, &key_id);
-    entity::session::Entity::insert(entity::session::ActiveModel::from(old.session.clone()))
-        .exec_without_returning(&migrations)
-        .await
-        .unwrap();
-    entity::refresh_token::Entity::insert(entity::refresh_token::ActiveModel::from(
-        old.refresh.clone(),
-    ))
+    })
     .exec_without_returning(&migrations)
     .await
     .unwrap();
+    let (org_id, user_id, key_id) = ("org_acme", "usr_someone", "key_k");
+    let old = session("ses_old", org_id, user_id, key_id);
+    // The session writer reads keys with today's columns: the old rows go in directly.
+    let write = |opening: &Opening| {
+        let (session, refresh) = (opening.session.clone(), opening.refresh.clone());
+        let db = &migrations;
+        async move {
+            entity::session::Entity::insert(entity::session::ActiveModel::from(session))
+                .exec_without_returning(db)
+                .await?;
+            entity::refresh_token::Entity::insert(entity::refresh_token::ActiveModel::from(refresh))
+                .exec_without_returning(db)
+                .await
+        }
+    };
+    write(&old).await.unwrap();
     // Before: a session must name an API key.
-    let browser = session("ses_browser", &org.id, &user.id, "cli_someapp");
-    assert!(
-        entity::session::Entity::insert(entity::session::ActiveModel::from(
-            browser.session.clone()
-        ))
-        .exec_without_returning(&migrations)
-        .await
-        .is_err()
-    );
-    let now = keygate::clock::Clock::now(&clock);
+    let browser = session("ses_browser", org_id, user_id, "cli_someapp");
+    assert!(write(&browser).await.is_err());
 
     Migrator::up(&migrations, None).await.unwrap();
 
-    let kept = storage::sessions::get(&store, &org.id, "ses_old")
+    let kept = storage::sessions::get(&store, org_id, "ses_old")
         .await
         .unwrap();
     assert_eq!(kept, Some(old.session.clone()));
@@ -154,13 +159,13 @@ async fn sessions_and_refresh_tokens_survive_and_a_session_may_name_a_browser_cl
         .await
         .unwrap();
     assert!(
-        storage::sessions::get(&store, &org.id, "ses_browser")
+        storage::sessions::get(&store, org_id, "ses_browser")
             .await
             .unwrap()
             .is_some()
     );
     // refresh_tokens still belongs to sessions: a token of no session is refused.
-    let orphan = session("ses_none", &org.id, &user.id, "cli_someapp");
+    let orphan = session("ses_none", org_id, user_id, "cli_someapp");
     assert!(
         storage::refresh_tokens::insert(&store, orphan.refresh)
             .await

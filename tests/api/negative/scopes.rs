@@ -56,10 +56,16 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/v1/{org}/clients", "clients:write"),
     ("GET", "/v1/{org}/clients/{id}", "clients:read"),
     ("DELETE", "/v1/{org}/clients/{id}", "clients:write"),
+    ("GET", "/v1/{org}/settings", "users:read"),
+    ("PATCH", "/v1/{org}/settings", "users:write"),
+    ("POST", "/v1/{org}/api_keys/{id}/approve", "keys:write"),
 ];
 
 /// Protected routes that need no scope: any valid token of the organization may call them.
-const SCOPE_FREE: &[(&str, &str)] = &[("GET", "/v1/{org}/user/me")];
+const SCOPE_FREE: &[(&str, &str)] = &[
+    ("GET", "/v1/{org}/user/me"),
+    ("GET", "/v1/{org}/user/me/proof"),
+];
 
 /// The objects the routes name: a member with a key and a session, a grant and a provider.
 struct Targets {
@@ -111,6 +117,7 @@ impl Targets {
                 Some(json!({"uri": "https://narrow.example/mcp", "name": "narrow"}))
             }
             ("PATCH", "/v1/{org}/resources/{id}") => Some(json!({"name": "renamed"})),
+            ("PATCH", "/v1/{org}/settings") => Some(json!({"direct_api_keys": true})),
             ("POST", "/v1/{org}/clients") => Some(json!({
                 "client_name": "narrow", "redirect_uris": ["https://narrow.example/cb"],
             })),
