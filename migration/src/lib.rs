@@ -20,6 +20,7 @@ mod m20261207_000015_login_codes;
 mod m20261207_000020_clients;
 mod m20261207_000030_authorization_codes;
 mod m20261207_000040_device_codes;
+mod m20261214_000110_delegation;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_clients::Migration),
             Box::new(m20261207_000030_authorization_codes::Migration),
             Box::new(m20261207_000040_device_codes::Migration),
+            Box::new(m20261214_000110_delegation::Migration),
         ]
     }
 }

@@ -22,6 +22,8 @@ pub struct NewIssuer {
     pub audience: String,
     pub subject_claim: String,
     pub algorithms: Vec<String>,
+    /// Its tokens may be presented as a JWT bearer grant's `assertion` (RFC 7523 §2.1).
+    pub allow_jwt_bearer: bool,
 }
 
 fn invalid(message: impl Into<String>) -> AdminError {
@@ -93,6 +95,7 @@ pub async fn create(
             audience: new.audience,
             subject_claim: new.subject_claim,
             algorithms: algorithms.join(" "),
+            allow_jwt_bearer: new.allow_jwt_bearer,
             created_at: state.clock.now(),
         },
     )
@@ -131,12 +134,16 @@ pub async fn get(
         .ok_or_else(|| AdminError::UnknownIssuer(id.to_owned()))
 }
 
-/// Stops trusting a provider: its tokens fail from the next request on.
+/// Stops trusting a provider: its tokens fail from the next request on, and the sessions
+/// its tokens opened through the JWT bearer grant with no client (their client is the
+/// provider) end with it.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<(), AdminError> {
     actor.check(state, Action::IssuersWrite, Target::Issuer { id: Some(id) })?;
     if !storage::trusted_issuers::delete(&state.storage, &actor.org.id, id).await? {
         return Err(AdminError::UnknownIssuer(id.to_owned()));
     }
+    storage::sessions::revoke_for_key(&state.storage, &actor.org.id, id, state.clock.now()).await?;
+    state.revocations.forget_sessions();
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("trusted_issuer"),
         target_id: Some(id.to_owned()),

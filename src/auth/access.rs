@@ -14,7 +14,7 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
 use crate::tokens::{
-    AccessClaims, Expectation, TokenError, check_times, verify_any_audience_with_kid,
+    AccessClaims, Actor, Expectation, TokenError, check_times, verify_any_audience_with_kid,
     verify_with_kid,
 };
 use crate::types::{Role, Scopes};
@@ -81,8 +81,9 @@ pub struct TokenInfo {
     pub client_id: Option<String>,
     /// Space-separated scopes.
     pub scope: String,
-    /// The user acting for the subject (`act.sub`).
-    pub act: Option<String>,
+    /// The user acting for the subject (`act`), with the prior actors of a delegation chain
+    /// nested inside (RFC 8693 §4.1).
+    pub act: Option<Actor>,
 }
 
 /// An authenticated caller.
@@ -332,6 +333,11 @@ fn audit_cross_org(
             target_type: Some("organization"),
             target_id: Some(target.id.clone()),
             meta: presented.meta.clone(),
+            act: caller
+                .token
+                .act
+                .as_ref()
+                .map(|a| serde_json::json!(a).to_string()),
         });
     }
 }
@@ -428,12 +434,13 @@ async fn authenticate_home(
         .ok_or(AccessError::Inactive)?;
     let role = user.role.parse().map_err(|_| AccessError::Inactive)?;
     let now = state.clock.now();
-    state
+    if !state
         .revocations
-        .session(&state.storage, &org.id, &claims.sid)
+        .chain_live(&state.storage, &org.id, &claims.sid, now, true)
         .await?
-        .filter(|s| s.revoked_at.is_none_or(|t| t > now) && s.expires_at > now)
-        .ok_or(AccessError::Inactive)?;
+    {
+        return Err(AccessError::Inactive);
+    }
     if state
         .revocations
         .is_revoked(&state.storage, &claims.jti)
@@ -446,7 +453,7 @@ async fn authenticate_home(
             session_id: Some(claims.sid),
             client_id: Some(claims.client_id),
             scope: claims.scope,
-            act: claims.act.map(|a| a.sub),
+            act: claims.act,
         },
         home_org: org.clone(),
         org,

@@ -27,15 +27,17 @@ fn session(id: &str, org_id: &str, user_id: &str, client_id: &str) -> Opening {
             revoked_at: None,
             refreshed_at: None,
             resources: None,
+            parent_session_id: None,
+            actor_session_id: None,
         },
-        refresh: entity::refresh_token::Model {
+        refresh: Some(entity::refresh_token::Model {
             id: format!("rtk_{id}"),
             session_id: id.into(),
             digest: format!("digest-of-{id}"),
             created_at: now,
             expires_at: now + chrono::Duration::days(1),
             used_at: None,
-        },
+        }),
         touch_key: false,
     }
 }
@@ -130,7 +132,7 @@ async fn sessions_and_refresh_tokens_survive_and_a_session_may_name_a_browser_cl
     let token = storage::refresh_tokens::by_digest(&store, "digest-of-ses_old")
         .await
         .unwrap();
-    assert_eq!(token, Some(old.refresh.clone()));
+    assert_eq!(token, old.refresh.clone());
     // After: a browser client's session is stored.
     storage::sessions::open_many(&store, &[&browser], now)
         .await
@@ -144,7 +146,7 @@ async fn sessions_and_refresh_tokens_survive_and_a_session_may_name_a_browser_cl
     // refresh_tokens still belongs to sessions: a token of no session is refused.
     let orphan = session("ses_none", &org.id, &user.id, "cli_someapp");
     assert!(
-        storage::refresh_tokens::insert(&store, orphan.refresh)
+        storage::refresh_tokens::insert(&store, orphan.refresh.unwrap())
             .await
             .is_err(),
         "the foreign key of refresh_tokens survived the rebuild"
