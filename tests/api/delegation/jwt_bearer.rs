@@ -279,3 +279,66 @@ async fn client_authentication_is_optional_and_when_present_must_match() {
     let (status, body) = grant(&s.app, Some(&wrong), &assertion, &[]).await;
     oauth_error(status, &body, StatusCode::UNAUTHORIZED, "invalid_client");
 }
+
+#[tokio::test]
+async fn the_cli_registers_an_issuer_for_the_jwt_bearer_grant() {
+    let app = spawn_app().await;
+    let key = ProviderKey::es256("ci-1");
+    let jwks = app.data_dir.path().join("ci-jwks.json");
+    std::fs::write(&jwks, json!({"keys": [key.jwk()]}).to_string()).unwrap();
+    let jwks = jwks.to_str().unwrap();
+    let created = crate::cli::keygate_json(
+        &app,
+        &[
+            "issuer",
+            "create",
+            "--org",
+            "default",
+            "--issuer",
+            ISSUER,
+            "--jwks",
+            jwks,
+            "--audience",
+            AUDIENCE,
+            "--alg",
+            "ES256",
+            "--allow-jwt-bearer",
+            "--json",
+        ],
+    );
+    assert_eq!(created["allow_jwt_bearer"], true);
+    let listed = crate::cli::keygate_json(&app, &["issuer", "list", "--org", "default", "--json"]);
+    assert_eq!(listed[0]["id"], created["id"]);
+
+    let owner = app.session(&app.owner.clone()).await;
+    let service = app.create_user("default", Role::Service).await;
+    app.patch_as(
+        &owner.token,
+        &format!("/v1/default/users/{}", service.user_id),
+        &json!({"external_subject": WORKLOAD}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (status, body) = grant(&app, None, &key.token(&app, WORKLOAD, json!({})), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        json_of(app.me("default", &token).await).await.0,
+        StatusCode::OK
+    );
+
+    // Deleting the issuer ends the sessions its tokens opened.
+    let id = created["id"].as_str().unwrap();
+    crate::cli::keygate_json(
+        &app,
+        &["issuer", "delete", "--org", "default", id, "--json"],
+    );
+    app.clock
+        .advance(keygate::auth::revocation::STALENESS + std::time::Duration::from_secs(1));
+    assert_eq!(
+        json_of(app.me("default", &token).await).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = grant(&app, None, &key.token(&app, WORKLOAD, json!({})), &[]).await;
+    oauth_error(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}
