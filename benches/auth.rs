@@ -15,11 +15,12 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use keygate::auth::cache::{Verified, VerifiedTokens};
 use keygate::clock::{Clock, SystemClock};
-use keygate::keys::signing::{KeySet, SigningAlg, generate};
+use keygate::keys::signing::{KeySet, generate};
 use keygate::secrets::Kek;
 use keygate::tokens::{
     AccessClaims, Confirmation, Expectation, check_times, issue, verify_with_kid,
 };
+use keygate::types::SigningAlg;
 
 const ISSUER: &str = "https://auth.example.com/v1/acme";
 

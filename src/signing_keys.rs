@@ -17,9 +17,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::keys::signing::{KeyError, KeySet, SigningAlg, SigningKeyRecord, generate};
+use crate::keys::signing::{KeyError, KeySet, SigningKeyRecord, generate};
 use crate::secrets::Kek;
 use crate::storage::{Storage, StorageError, signing_keys};
+use crate::types::SigningAlg;
 
 /// How old a node's copy of the signing keys may get: a rotation done by another node or
 /// by the CLI is served and used within this time, without a query per request.

@@ -1,4 +1,4 @@
-//! Parsed domain values: slugs, roles, key environments and scopes. A handler or command
+//! Parsed domain values: slugs, roles, key environments, scopes and signing algorithms. A handler or command
 //! holds one of these only after its `parse` succeeded, so nothing downstream re-validates.
 
 use std::collections::BTreeSet;
@@ -254,5 +254,44 @@ mod tests {
         assert_eq!(s.to_string(), "keys:read users:read");
         assert!(Scopes::parse_list("keys:read admin").is_err());
         assert_eq!(Scopes::parse_list("").unwrap().to_string(), "");
+    }
+}
+
+/// The algorithm of a signing key: ES256 by default, EdDSA (Ed25519) selectable. What it means
+/// to the token library is `keys::signing`'s business.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    ES256,
+    EdDSA,
+}
+
+/// A signing algorithm keygate does not offer.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown signing algorithm `{0}`")]
+pub struct UnknownSigningAlg(String);
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl FromStr for SigningAlg {
+    type Err = UnknownSigningAlg;
+    fn from_str(s: &str) -> Result<Self, UnknownSigningAlg> {
+        match s {
+            "ES256" => Ok(SigningAlg::ES256),
+            "EdDSA" => Ok(SigningAlg::EdDSA),
+            other => Err(UnknownSigningAlg(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

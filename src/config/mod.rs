@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::keys::signing::SigningAlg;
+use crate::types::SigningAlg;
 
 mod people;
 pub use people::{ClientSettings, DeviceSettings, LoginSettings, SmtpSettings};

@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::{ApiError, Challenge};
-use super::handlers::request_meta;
+use super::request_meta::request_meta;
 use super::{WantsDpopNonce, current_nonce};
 use crate::auth::TokenType;
 use crate::auth::access::{AccessError, Caller, Credential, Presented, authenticate};

@@ -1,57 +1,20 @@
 //! Request handlers: extract, call the domain, map. No logic of their own.
 
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::Authenticated;
 use super::request_id;
+use super::request_meta::{header_value, request_meta};
 use super::schema::{Act, ErrorBody, Me, OrgPath, SigninResponse, Status, rfc3339};
 use super::{WantsDpopNonce, current_nonce};
-use crate::audit::RequestMeta;
 use crate::auth::dpop::DpopError;
 use crate::auth::signin::{SigninError, SigninRequest, signin};
 use crate::state::AppState;
 use crate::storage;
 use actix_web::HttpMessage;
-
-/// A header's value as received; a value that is not visible ASCII is passed on as
-/// something no check accepts, rather than as absent.
-fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"))
-}
-
-/// The client's IP: the peer, or behind a trusted proxy the right-most untrusted
-/// `X-Forwarded-For` address (`server.trusted_proxies`).
-pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    let peer = req.peer_addr()?.ip();
-    let Some(state) = req.app_data::<web::Data<AppState>>() else {
-        return Some(peer.to_string());
-    };
-    let forwarded = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok());
-    Some(
-        state
-            .throttle
-            .proxies()
-            .client_ip(peer, forwarded)
-            .to_string(),
-    )
-}
-
-/// Who made the request (client IP, truncated user agent, request id), for audit and
-/// throttling.
-pub fn request_meta(req: &HttpRequest) -> RequestMeta {
-    RequestMeta {
-        ip: client_ip(req),
-        user_agent: header_value(req.headers(), "user-agent")
-            .map(|ua| ua.chars().take(256).collect()),
-        request_id: request_id::current(),
-    }
-}
 
 /// Sign in with an API key (README, "Quick start").
 #[utoipa::path(

@@ -11,6 +11,7 @@ mod openapi;
 pub mod pages;
 mod register;
 pub mod request_id;
+mod request_meta;
 mod schema;
 
 use actix_web::HttpMessage;

@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use futures_util::StreamExt;
 
-use super::handlers::request_meta;
+use super::request_meta::request_meta;
 use super::schema::{ErrorBody, OAuthErrorBody, OrgPath};
 use super::{WantsDpopNonce, current_nonce, request_id};
 use crate::oauth::TokenBody;

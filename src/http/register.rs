@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::handlers::request_meta;
+use super::request_meta::request_meta;
 use super::schema::{ErrorBody, OAuthErrorBody, OrgPath};
 use super::{ApiError, JSON_LIMIT, request_id};
 use crate::clients::metadata::MetadataError;

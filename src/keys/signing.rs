@@ -8,8 +8,6 @@
 //! it signed.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
 use aws_lc_rs::error::Unspecified;
 use aws_lc_rs::rand::SystemRandom;
@@ -20,28 +18,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::jwk::thumbprint;
 use crate::secrets::{Kek, SecretsError};
+use crate::types::{SigningAlg, UnknownSigningAlg};
 
-/// The algorithm of a signing key: ES256 by default, EdDSA (Ed25519) selectable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SigningAlg {
-    ES256,
-    EdDSA,
-}
-
+/// What a signing key's algorithm means to jsonwebtoken (the enum itself is a parsed value in
+/// `types`, so configuration can name it without depending on key material).
 impl SigningAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlg::ES256 => "ES256",
-            SigningAlg::EdDSA => "EdDSA",
-        }
-    }
-
     pub fn jwt_algorithm(self) -> Algorithm {
         match self {
             SigningAlg::ES256 => Algorithm::ES256,
@@ -50,27 +36,10 @@ impl SigningAlg {
     }
 }
 
-impl FromStr for SigningAlg {
-    type Err = KeyError;
-    fn from_str(s: &str) -> Result<Self, KeyError> {
-        match s {
-            "ES256" => Ok(SigningAlg::ES256),
-            "EdDSA" => Ok(SigningAlg::EdDSA),
-            other => Err(KeyError::UnknownAlg(other.to_owned())),
-        }
-    }
-}
-
-impl fmt::Display for SigningAlg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("unknown signing algorithm `{0}`")]
-    UnknownAlg(String),
+    #[error(transparent)]
+    UnknownAlg(#[from] UnknownSigningAlg),
     #[error("key generation failed")]
     Generate,
     #[error("stored signing key {0} is unusable: {1}")]

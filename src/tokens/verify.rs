@@ -133,9 +133,10 @@ pub fn check_times(claims: &AccessClaims, expect: &Expectation<'_>) -> Result<()
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
-    use crate::keys::signing::{SigningAlg, generate};
+    use crate::keys::signing::generate;
     use crate::secrets::tests_support::kek;
     use crate::tokens::{Audience, issue};
+    use crate::types::SigningAlg;
 
     fn claims(now: i64) -> AccessClaims {
         AccessClaims {

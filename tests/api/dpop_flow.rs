@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use keygate::keys::signing::SigningAlg;
+use keygate::types::SigningAlg;
 use rand_core::OsRng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

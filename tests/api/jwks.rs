@@ -3,8 +3,8 @@
 
 use josekit::jwk::JwkSet;
 use josekit::jws::{ES256, EdDSA, JwsVerifier};
-use keygate::keys::signing::SigningAlg;
 use keygate::types::Role;
+use keygate::types::SigningAlg;
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -134,12 +134,9 @@ async fn a_token_signed_by_a_key_keygate_never_published_is_rejected() {
     let claims: keygate::tokens::AccessClaims =
         serde_json::from_value(crate::helpers::claims_of(&good)).unwrap();
     let kek = keygate::secrets::Kek::new(&[7u8; 32]).unwrap();
-    let rogue = keygate::keys::signing::generate(
-        keygate::keys::signing::SigningAlg::ES256,
-        &kek,
-        app.now(),
-    )
-    .unwrap();
+    let rogue =
+        keygate::keys::signing::generate(keygate::types::SigningAlg::ES256, &kek, app.now())
+            .unwrap();
     let rogue_set = keygate::keys::signing::KeySet::build(&[rogue], &kek, app.now()).unwrap();
     let forged = keygate::tokens::issue(&rogue_set, &claims).unwrap();
     assert_rejected(&app, "default", &forged, "invalid_token").await;

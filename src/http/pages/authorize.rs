@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use futures_util::StreamExt;
 
-use crate::http::handlers::request_meta;
+use crate::http::request_meta::request_meta;
 use crate::oauth::authorize::{self, AuthorizeRequest, ConsentView, Outcome, Step};
 use crate::people;
 use crate::state::AppState;

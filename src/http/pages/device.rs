@@ -11,7 +11,7 @@ use askama::Template;
 use entity::organization;
 
 use super::{Form, failure, org_of};
-use crate::http::handlers::request_meta;
+use crate::http::request_meta::request_meta;
 use crate::oauth::device::{self, Decision, PageError, Review};
 use crate::people::{self, Person};
 use crate::state::AppState;

@@ -9,7 +9,7 @@ use entity::organization;
 
 use super::{Form, failure, org_of, see_other, with_cookies};
 use crate::admin::parse_email;
-use crate::http::handlers::request_meta;
+use crate::http::request_meta::request_meta;
 use crate::oauth::authorize;
 use crate::people::login::{self, CODE_TTL, CodeError, RequestError};
 use crate::people::prelogin::PreLogin;

@@ -7,8 +7,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use keygate::keys::signing::SigningAlg;
 use keygate::types::Role;
+use keygate::types::SigningAlg;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
