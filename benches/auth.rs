@@ -45,6 +45,7 @@ fn bench(c: &mut Criterion) {
             jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into(),
         }),
         act: None,
+        may_act: None,
     };
     let token = issue(&keys, &claims).expect("token");
     let expect = Expectation {

@@ -45,6 +45,9 @@ pub struct AuditEvent {
     pub target_type: Option<&'static str>,
     pub target_id: Option<String>,
     pub meta: RequestMeta,
+    /// The delegation chain of the token the event is about: the JSON of its nested `act`
+    /// claim (RFC 8693 §4.1).
+    pub act: Option<String>,
 }
 
 type Row = Box<entity::audit_event::Model>;
@@ -102,6 +105,7 @@ impl AuditLog {
             ip: event.meta.ip,
             user_agent: event.meta.user_agent,
             request_id: event.meta.request_id,
+            act: event.act,
         })
     }
 

@@ -9,6 +9,7 @@ mod assertion;
 mod client;
 mod dpop;
 mod identity;
+mod issuer;
 mod keys;
 mod login;
 mod resource;
@@ -17,6 +18,7 @@ pub use assertion::{ClientAssertionArgs, run_client_assertion};
 pub use client::ClientCommand;
 pub use dpop::ProxyArgs;
 pub use identity::{IdentityKeyCommand, ProofCommand};
+pub use issuer::IssuerCommand;
 pub use keys::KeyCommand;
 pub use login::{LoginArgs, run_login};
 pub use resource::ResourceCommand;
@@ -69,6 +71,9 @@ pub enum Command {
     /// Protected resources (RFC 8707): the APIs and MCP servers tokens are issued for.
     #[command(subcommand)]
     Resource(ResourceCommand),
+    /// Trusted identity providers (federation, and workloads' JWT bearer grant).
+    #[command(subcommand)]
+    Issuer(IssuerCommand),
     /// Clients of the browser and device flows (authorization code + PKCE, device
     /// authorization).
     #[command(subcommand)]
@@ -279,6 +284,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Key(cmd) => keys::key(cmd, &settings, clock.as_ref()).await,
         Command::Resource(cmd) => resource::run(cmd, &settings, clock.as_ref()).await,
         Command::Client(cmd) => client::run(cmd, &settings, clock.as_ref()).await,
+        Command::Issuer(cmd) => issuer::run(cmd, &settings, clock.as_ref()).await,
         Command::SigningKey(cmd) => signing_key(cmd, &settings, clock.as_ref()).await,
         Command::Dpop(cmd) => dpop(cmd, clock.as_ref()).await,
         Command::IdentityKey(cmd) => identity::identity_key(cmd, &settings, clock.as_ref()).await,

@@ -23,6 +23,9 @@ pub struct Model {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The delegation chain of the token the event is about: the JSON of its nested `act`
+    /// claim (RFC 8693 §4.1).
+    pub act: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -27,6 +27,12 @@ pub struct Model {
     /// The protected resources (RFC 8707) the session's tokens are for: their URIs,
     /// space-separated; `None`: keygate itself. A refresh may name a subset, never more.
     pub resources: Option<String>,
+    /// A session opened by a token exchange (RFC 8693): the session of the subject token it
+    /// was exchanged from. Its tokens are live only while that session is.
+    pub parent_session_id: Option<String>,
+    /// A token exchange with an `actor_token`: the session of that token. Its tokens are
+    /// live only while that session is too.
+    pub actor_session_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,9 @@ pub struct Model {
     pub subject_claim: String,
     /// Space-separated accepted `alg`s.
     pub algorithms: String,
+    /// Whether its tokens may be presented as the `assertion` of the JWT bearer grant
+    /// (RFC 7523 §2.1) to get keygate access tokens.
+    pub allow_jwt_bearer: bool,
     pub created_at: DateTimeUtc,
 }
 

@@ -20,6 +20,7 @@ mod m20261207_000015_login_codes;
 mod m20261207_000020_clients;
 mod m20261207_000030_authorization_codes;
 mod m20261207_000040_device_codes;
+mod m20261214_000110_delegation;
 mod m20261214_000210_agent_platforms;
 mod m20261214_000300_key_limits_and_use;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000020_clients::Migration),
             Box::new(m20261207_000030_authorization_codes::Migration),
             Box::new(m20261207_000040_device_codes::Migration),
+            Box::new(m20261214_000110_delegation::Migration),
             Box::new(m20261214_000210_agent_platforms::Migration),
             Box::new(m20261214_000300_key_limits_and_use::Migration),
         ]

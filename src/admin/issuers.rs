@@ -1,16 +1,17 @@
 //! Trusted identity providers through the admin API (README, "Trusted identity providers"): only an owner decides
 //! which providers the organization trusts; owners and admins see them.
 
-use entity::trusted_issuer;
+use entity::{organization, trusted_issuer};
 
 use super::AdminError;
 use super::policy::{Action, Actor, Target};
 use crate::auth::federation::{ALGORITHMS, parse_jwks};
+use crate::clock::Clock;
 use crate::ids::new_id;
 use crate::outbound::AddressPolicy;
 use crate::state::AppState;
 use crate::storage::page::{Page, PageRequest};
-use crate::storage::{self, StorageError};
+use crate::storage::{self, Storage, StorageError};
 
 /// A provider to register.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct NewIssuer {
     pub audience: String,
     pub subject_claim: String,
     pub algorithms: Vec<String>,
+    /// Its tokens may be presented as a JWT bearer grant's `assertion` (RFC 7523 §2.1).
+    pub allow_jwt_bearer: bool,
 }
 
 fn invalid(message: impl Into<String>) -> AdminError {
@@ -78,22 +81,48 @@ pub async fn create(
     new: NewIssuer,
 ) -> Result<trusted_issuer::Model, AdminError> {
     actor.check(state, Action::IssuersWrite, Target::Issuer { id: None })?;
-    check(&new, state.federation.policy())?;
+    let issuer = register(
+        &state.storage,
+        state.clock.as_ref(),
+        &actor.org,
+        state.federation.policy(),
+        new,
+    )
+    .await?;
+    state.audit.record(crate::audit::AuditEvent {
+        target_type: Some("trusted_issuer"),
+        target_id: Some(issuer.id.clone()),
+        ..actor.event("trusted_issuer.created")
+    });
+    Ok(issuer)
+}
+
+/// Checks and stores a provider of `org` (the admin API after its policy check, and the
+/// CLI, which the operator runs). `policy`: where its `jwks_uri` may point.
+pub async fn register(
+    storage: &Storage,
+    clock: &dyn Clock,
+    org: &organization::Model,
+    policy: AddressPolicy,
+    new: NewIssuer,
+) -> Result<trusted_issuer::Model, AdminError> {
+    check(&new, policy)?;
     let mut algorithms = new.algorithms;
     algorithms.sort();
     algorithms.dedup();
-    let issuer = storage::trusted_issuers::insert(
-        &state.storage,
+    storage::trusted_issuers::insert(
+        storage,
         trusted_issuer::Model {
             id: new_id("tis"),
-            org_id: actor.org.id.clone(),
+            org_id: org.id.clone(),
             issuer: new.issuer,
             jwks_uri: new.jwks_uri,
             jwks: new.jwks,
             audience: new.audience,
             subject_claim: new.subject_claim,
             algorithms: algorithms.join(" "),
-            created_at: state.clock.now(),
+            allow_jwt_bearer: new.allow_jwt_bearer,
+            created_at: clock.now(),
         },
     )
     .await
@@ -102,13 +131,7 @@ pub async fn create(
             "this organization already trusts an identity provider with this issuer".into(),
         ),
         other => other.into(),
-    })?;
-    state.audit.record(crate::audit::AuditEvent {
-        target_type: Some("trusted_issuer"),
-        target_id: Some(issuer.id.clone()),
-        ..actor.event("trusted_issuer.created")
-    });
-    Ok(issuer)
+    })
 }
 
 pub async fn list(
@@ -131,12 +154,16 @@ pub async fn get(
         .ok_or_else(|| AdminError::UnknownIssuer(id.to_owned()))
 }
 
-/// Stops trusting a provider: its tokens fail from the next request on.
+/// Stops trusting a provider: its tokens fail from the next request on, and the sessions
+/// its tokens opened through the JWT bearer grant with no client (their client is the
+/// provider) end with it.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str) -> Result<(), AdminError> {
     actor.check(state, Action::IssuersWrite, Target::Issuer { id: Some(id) })?;
     if !storage::trusted_issuers::delete(&state.storage, &actor.org.id, id).await? {
         return Err(AdminError::UnknownIssuer(id.to_owned()));
     }
+    storage::sessions::revoke_for_key(&state.storage, &actor.org.id, id, state.clock.now()).await?;
+    state.revocations.forget_sessions();
     state.audit.record(crate::audit::AuditEvent {
         target_type: Some("trusted_issuer"),
         target_id: Some(id.to_owned()),

@@ -110,6 +110,7 @@ impl policy::Actor {
             actor_user_id: Some(self.user_id.clone()),
             actor_key_id: self.key_id.clone(),
             meta: self.meta.clone(),
+            act: self.chain.clone(),
             ..AuditEvent::default()
         }
     }

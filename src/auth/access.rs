@@ -14,7 +14,7 @@ use crate::audit::{AuditEvent, RequestMeta};
 use crate::state::{AppState, DpopPolicy};
 use crate::storage::{self, StorageError};
 use crate::tokens::{
-    AccessClaims, Expectation, TokenError, check_times, verify_any_audience_with_kid,
+    AccessClaims, Actor, Expectation, TokenError, check_times, verify_any_audience_with_kid,
     verify_with_kid,
 };
 use crate::types::{Role, Scopes};
@@ -87,8 +87,9 @@ pub struct TokenInfo {
     pub client_id: Option<String>,
     /// Space-separated scopes.
     pub scope: String,
-    /// The user acting for the subject (`act.sub`).
-    pub act: Option<String>,
+    /// The user acting for the subject (`act`), with the prior actors of a delegation chain
+    /// nested inside (RFC 8693 §4.1).
+    pub act: Option<Actor>,
     /// The DPoP key the token is bound to (`cnf.jkt`), for a DPoP-bound token.
     pub jkt: Option<String>,
 }
@@ -365,6 +366,11 @@ fn audit_cross_org(
             target_type: Some("organization"),
             target_id: Some(target.id.clone()),
             meta: presented.meta.clone(),
+            act: caller
+                .token
+                .act
+                .as_ref()
+                .map(|a| serde_json::json!(a).to_string()),
         });
     }
 }
@@ -462,12 +468,13 @@ async fn authenticate_home(
         .ok_or(AccessError::Inactive)?;
     let role = user.role.parse().map_err(|_| AccessError::Inactive)?;
     let now = state.clock.now();
-    state
+    if !state
         .revocations
-        .session(&state.storage, &org.id, &claims.sid)
+        .chain_live(&state.storage, &org.id, &claims.sid, now, true)
         .await?
-        .filter(|s| s.revoked_at.is_none_or(|t| t > now) && s.expires_at > now)
-        .ok_or(AccessError::Inactive)?;
+    {
+        return Err(AccessError::Inactive);
+    }
     if state
         .revocations
         .is_revoked(&state.storage, &claims.jti)
@@ -480,8 +487,7 @@ async fn authenticate_home(
             session_id: Some(claims.sid),
             client_id: Some(claims.client_id),
             scope: claims.scope,
-            act: claims.act.map(|a| a.sub),
-            jkt: claims.cnf.map(|c| c.jkt),
+            act: claims.act,
         },
         home_org: org.clone(),
         org,

@@ -101,6 +101,7 @@ pub async fn subject(
             // Only an id read from the database, never one the caller made up.
             target_id: target.map(|t| t.id.clone()),
             meta: meta.clone(),
+            act: None,
         });
         CredentialError::PermissionDenied
     };

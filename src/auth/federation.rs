@@ -224,6 +224,22 @@ impl Federation {
         now: DateTime<Utc>,
         leeway: Duration,
     ) -> Result<user::Model, FederationError> {
+        self.verify_claims(storage, org, issuer, token, now, leeway)
+            .await
+            .map(|(user, _)| user)
+    }
+
+    /// [`Federation::verify`], also returning the token's verified claims (the JWT bearer
+    /// grant reads its `exp` and `jti`).
+    pub async fn verify_claims(
+        &self,
+        storage: &Storage,
+        org: &organization::Model,
+        issuer: &trusted_issuer::Model,
+        token: &str,
+        now: DateTime<Utc>,
+        leeway: Duration,
+    ) -> Result<(user::Model, Value), FederationError> {
         let header = decode_header(token).map_err(|_| FederationError::Malformed)?;
         let accepted = issuer
             .algorithms
@@ -278,10 +294,11 @@ impl Federation {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .ok_or(FederationError::MissingSubject)?;
-        storage::users::by_external_subject(storage, &org.id, subject)
+        let user = storage::users::by_external_subject(storage, &org.id, subject)
             .await?
-            .filter(|u| !u.disabled)
-            .ok_or(FederationError::UnknownSubject)
+            .filter(|u| !u.disabled && u.deleted_at.is_none())
+            .ok_or(FederationError::UnknownSubject)?;
+        Ok((user, claims))
     }
 
     /// The provider's key for `kid`, fetching its JWKS when needed and allowed.

@@ -28,6 +28,16 @@ use crate::storage::{self, Storage, StorageError};
 /// The longest a node may act on a stale answer.
 pub const STALENESS: Duration = Duration::from_secs(4);
 
+/// The most sessions one token's chain may visit (its own, the sessions its subject and
+/// actor tokens were exchanged from, and theirs): beyond it, the token is not live. The
+/// delegation depth is capped far lower (`tokens.max_delegation_depth`).
+pub const MAX_CHAIN: usize = 64;
+
+/// Whether a session is live at `now`: not revoked by then, not expired.
+pub fn live(session: &session::Model, now: DateTime<Utc>) -> bool {
+    session.revoked_at.is_none_or(|t| t > now) && session.expires_at > now
+}
+
 /// A lookup and when it was made.
 #[derive(Clone, Debug)]
 struct Fetched<T> {
@@ -85,6 +95,42 @@ impl Revocations {
             .map(Arc::new);
         self.remember_session(session_id, at, generation, found.clone());
         Ok(found)
+    }
+
+    /// Whether the session `session_id` of `org_id` is live at `now`, and so is every session
+    /// up its delegation chain (RFC 8693): the subject token's session it was exchanged from
+    /// and the actor token's, and theirs in turn. The revocation of any link (a session
+    /// ended, a key revoked, a user offboarded) ends the tokens exchanged from it.
+    /// `cached`: through this cache (protected requests), else read now (introspection).
+    pub async fn chain_live(
+        &self,
+        storage: &Storage,
+        org_id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+        cached: bool,
+    ) -> Result<bool, StorageError> {
+        let mut pending = vec![session_id.to_owned()];
+        let mut visited = 0;
+        while let Some(id) = pending.pop() {
+            visited += 1;
+            if visited > MAX_CHAIN {
+                return Ok(false);
+            }
+            let found = if cached {
+                self.session(storage, org_id, &id).await?
+            } else {
+                storage::sessions::get(storage, org_id, &id)
+                    .await?
+                    .map(Arc::new)
+            };
+            let Some(session) = found.filter(|s| live(s, now)) else {
+                return Ok(false);
+            };
+            pending.extend(session.parent_session_id.clone());
+            pending.extend(session.actor_session_id.clone());
+        }
+        Ok(true)
     }
 
     /// A cached lookup that is fresh and of the current generation.
@@ -179,6 +225,8 @@ mod tests {
             revoked_at: None,
             refreshed_at: None,
             resources: None,
+            parent_session_id: None,
+            actor_session_id: None,
         });
         for forget in [
             Revocations::forget_sessions as fn(&Revocations),

@@ -19,7 +19,7 @@ use crate::secrets::Pepper;
 use crate::state::AppState;
 use crate::storage::sessions::Refusal;
 use crate::storage::{self, StorageError};
-use crate::tokens::{AccessClaims, Actor, Audience, Confirmation, IssueError, issue};
+use crate::tokens::{AccessClaims, Actor, Audience, Confirmation, IssueError, MayAct, issue};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -58,6 +58,9 @@ pub enum SessionClient<'a> {
     /// A browser client (`cli_…` or a Client ID Metadata Document URL) a person approved:
     /// the session's subject is that person, with no actor.
     Browser(&'a str),
+    /// A workload that presented a trusted issuer's token as a JWT bearer grant with no
+    /// client authentication (RFC 7523 §3.1): the issuer's id (`tis_…`).
+    Workload(&'a str),
 }
 
 impl SessionClient<'_> {
@@ -65,7 +68,7 @@ impl SessionClient<'_> {
     pub fn id(&self) -> &str {
         match self {
             SessionClient::Key(key) => &key.id,
-            SessionClient::Browser(client_id) => client_id,
+            SessionClient::Browser(client_id) | SessionClient::Workload(client_id) => client_id,
         }
     }
 
@@ -73,7 +76,7 @@ impl SessionClient<'_> {
     fn end(&self) -> Option<DateTime<Utc>> {
         match self {
             SessionClient::Key(key) => Some(key_end(key)),
-            SessionClient::Browser(_) => None,
+            SessionClient::Browser(_) | SessionClient::Workload(_) => None,
         }
     }
 }
@@ -202,40 +205,10 @@ pub async fn open_admitted(
         .client
         .end()
         .map_or(refresh_end, |end| refresh_end.min(end));
-    let session = session::Model {
-        id,
-        org_id: new.org.id.clone(),
-        user_id: new.user_id,
-        api_key_id: new.client.id().to_owned(),
-        actor_user_id: new.actor,
-        dpop_jkt: new.dpop_jkt,
-        scope: new.scope,
-        created_at: now,
-        expires_at: session_end,
-        revoked_at: None,
-        refreshed_at: None,
-        resources: new.target.as_ref().map(Target::stored),
-    };
+    let session = session_row(id, &new, now, session_end);
     let (refresh_token, row) = new_refresh_token(state, &session, now);
-    let touch_key = match new.client {
-        SessionClient::Key(key) => key
-            .last_used_at
-            .is_none_or(|t| now - t >= LAST_USED_PRECISION),
-        SessionClient::Browser(_) => false,
-    };
-    // Group commit: answered once the batch holding these rows is committed.
-    let refused = state
-        .sessions
-        .open(storage::sessions::Opening {
-            session: session.clone(),
-            refresh: row,
-            touch_key,
-            used_from: new.ip.filter(|_| touch_key),
-        })
-        .await?;
-    if let Some(refusal) = refused {
-        return Err(SessionError::Refused(refusal));
-    }
+    let touch_key = touches_key(new.client, now);
+    commit(state, &session, Some(row), touch_key, new.ip.clone()).await?;
     let target = new.target.as_ref();
     let access = access_token(
         state,
@@ -254,18 +227,108 @@ pub async fn open_admitted(
     })
 }
 
-/// The one gate every token issued for an API key passes (sign-in, `client_credentials`,
-/// `refresh_token`, the device grant): the key's issuance limits (README, "Limits"),
-/// checked before anything is written. Browser clients (a person's approval) are not
-/// limited here.
-pub async fn admit(state: &AppState, client: SessionClient<'_>) -> Result<(), SessionError> {
+/// What a session without refresh token adds to its one access token: a token exchange's
+/// chain (RFC 8693) or a JWT bearer grant's end (RFC 7523 §2.1).
+pub struct Issued {
+    /// The session of the subject token (a token exchange).
+    pub parent_session_id: Option<String>,
+    /// The session of the actor token (a token exchange with `actor_token`).
+    pub actor_session_id: Option<String>,
+    /// The token's `act`: the whole chain, outermost the current actor.
+    pub act: Option<Actor>,
+    /// The token's `may_act`.
+    pub may_act: Option<String>,
+    /// The token ends no later: the subject token's `exp`, or the assertion's.
+    pub not_after: DateTime<Utc>,
+}
+
+/// Opens a session that has one access token and no refresh token (token exchange, JWT
+/// bearer grant). `new.actor` is the current actor (`issued.act`'s outermost).
+pub async fn open_single(
+    state: &AppState,
+    new: NewSession<'_>,
+    issued: Issued,
+) -> Result<(session::Model, AccessToken), SessionError> {
+    let now = state.clock.now();
+    let end = add(now, state.settings.tokens.access_ttl).min(issued.not_after);
+    let end = new
+        .client
+        .end()
+        .map_or(end, |client_end| end.min(client_end));
+    let mut session = session_row(new_id("ses"), &new, now, end);
+    session.parent_session_id = issued.parent_session_id;
+    session.actor_session_id = issued.actor_session_id;
+    let touch_key = touches_key(new.client, now);
+    commit(state, &session, None, touch_key, new.ip.clone()).await?;
+    let access = sign(
+        state,
+        new.org,
+        new.client,
+        &session,
+        &session.scope,
+        new.target.as_ref(),
+        now,
+        issued.act,
+        issued.may_act.map(|sub| MayAct { sub }),
+    )
+    .await?;
+    Ok((session, access))
+}
+
+/// Whether opening a session records its key's use now (sampled).
+fn touches_key(client: SessionClient<'_>, now: DateTime<Utc>) -> bool {
     match client {
-        SessionClient::Key(key) => state
-            .limits
-            .check(Subject::Issuance(key))
-            .await
-            .map_err(SessionError::RateLimited),
-        SessionClient::Browser(_) => Ok(()),
+        SessionClient::Key(key) => key
+            .last_used_at
+            .is_none_or(|t| now - t >= LAST_USED_PRECISION),
+        SessionClient::Browser(_) | SessionClient::Workload(_) => false,
+    }
+}
+
+/// Group commit: answered once the batch holding these rows is committed.
+async fn commit(
+    state: &AppState,
+    session: &session::Model,
+    refresh: Option<refresh_token::Model>,
+    touch_key: bool,
+    ip: Option<String>,
+) -> Result<(), SessionError> {
+    let refused = state
+        .sessions
+        .open(storage::sessions::Opening {
+            session: session.clone(),
+            refresh,
+            touch_key,
+            used_from: ip.filter(|_| touch_key),
+        })
+        .await?;
+    match refused {
+        Some(refusal) => Err(SessionError::Refused(refusal)),
+        None => Ok(()),
+    }
+}
+
+fn session_row(
+    id: String,
+    new: &NewSession<'_>,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> session::Model {
+    session::Model {
+        id,
+        org_id: new.org.id.clone(),
+        user_id: new.user_id.clone(),
+        api_key_id: new.client.id().to_owned(),
+        actor_user_id: new.actor.clone(),
+        dpop_jkt: new.dpop_jkt.clone(),
+        scope: new.scope.clone(),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        refreshed_at: None,
+        resources: new.target.as_ref().map(Target::stored),
+        parent_session_id: None,
+        actor_session_id: None,
     }
 }
 
@@ -280,6 +343,23 @@ pub async fn access_token(
     scope: &str,
     target: Option<&Target>,
     now: DateTime<Utc>,
+) -> Result<AccessToken, SessionError> {
+    let act = session.actor_user_id.clone().map(Actor::one);
+    sign(state, org, client, session, scope, target, now, act, None).await
+}
+
+/// Signs an access token of `session` (see [`access_token`]) with `act` and `may_act`.
+#[allow(clippy::too_many_arguments)]
+async fn sign(
+    state: &AppState,
+    org: &organization::Model,
+    client: SessionClient<'_>,
+    session: &session::Model,
+    scope: &str,
+    target: Option<&Target>,
+    now: DateTime<Utc>,
+    act: Option<Actor>,
+    may_act: Option<MayAct>,
 ) -> Result<AccessToken, SessionError> {
     let ttl = target
         .and_then(|t| t.access_ttl)
@@ -304,7 +384,8 @@ pub async fn access_token(
         sid: session.id.clone(),
         org: org.slug.clone(),
         cnf: session.dpop_jkt.clone().map(|jkt| Confirmation { jkt }),
-        act: session.actor_user_id.clone().map(|sub| Actor { sub }),
+        act,
+        may_act,
     };
     let token_type = if claims.cnf.is_some() {
         TokenType::DPoP

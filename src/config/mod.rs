@@ -146,6 +146,8 @@ pub struct TokenSettings {
     /// session as a reuse. `0s`: never (every reuse ends the session).
     #[serde(with = "humantime_serde")]
     pub refresh_reuse_grace: Duration,
+    /// The most actors a token exchange (RFC 8693) may nest in a token's `act` chain.
+    pub max_delegation_depth: usize,
 }
 
 impl Default for TokenSettings {
@@ -157,6 +159,7 @@ impl Default for TokenSettings {
             audience: None,
             leeway: Duration::from_secs(30),
             refresh_reuse_grace: Duration::ZERO,
+            max_delegation_depth: 4,
         }
     }
 }

@@ -120,7 +120,7 @@ pub async fn me(Authenticated(caller): Authenticated) -> HttpResponse {
         token_type: caller.token_type.as_str().to_owned(),
         auth_method: caller.auth_method.as_str().to_owned(),
         scope: caller.token.scope,
-        act: caller.token.act.map(|sub| Act { sub }),
+        act: caller.token.act.as_ref().map(Act::from),
     })
 }
 

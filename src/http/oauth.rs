@@ -131,7 +131,7 @@ fn dpop_headers(req: &HttpRequest) -> Vec<&[u8]> {
 /// `POST /v1/{org}/oauth/token`.
 #[utoipa::path(
     post, path = "/v1/{org}/oauth/token", tag = "OAuth", summary = "Token endpoint (RFC 6749)",
-    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; or, for a key-pair client, `client_assertion_type` + `client_assertion`, a JWT signed by one of its registered keys; optional `scope`, `user_id`), `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound; a browser client's refresh token needs its `client_id`, and its authentication when confidential) or `grant_type=authorization_code` (`code` from the authorization endpoint, the same `redirect_uri`, `code_verifier` (PKCE, RFC 7636); the client that asked for the code: a public client sends its `client_id`, a confidential one authenticates; a DPoP proof by the `dpop_jkt` key when the authorization request sent one). A `DPoP` header binds the tokens. `resource` (RFC 8707, repeatable) asks for a token for registered protected resources (`invalid_target` otherwise).",
+    description = "`grant_type=client_credentials` (client authentication: `client_id` = api_key_id and `client_secret` = api_key, by HTTP Basic or in the form; or, for a key-pair client, `client_assertion_type` + `client_assertion`, a JWT signed by one of its registered keys; optional `scope`, `user_id`), `grant_type=refresh_token` (`refresh_token`; a DPoP proof from the bound key when the token is bound; a browser client's refresh token needs its `client_id`, and its authentication when confidential) or `grant_type=authorization_code` (`code` from the authorization endpoint, the same `redirect_uri`, `code_verifier` (PKCE, RFC 7636); the client that asked for the code: a public client sends its `client_id`, a confidential one authenticates; a DPoP proof by the `dpop_jkt` key when the authorization request sent one). `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693, client-authenticated: `subject_token` + `subject_token_type` = `urn:ietf:params:oauth:token-type:access_token`, a keygate access token of this organization; optional `actor_token` + `actor_token_type`, `resource`/`audience` among the subject token's, `scope` within it, `requested_token_type`, `may_act`; the answer has `issued_token_type`, a nested `act`, no refresh token) or `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1: `assertion`, a token of a trusted identity provider registered with `allow_jwt_bearer`; client authentication optional; no refresh token). A `DPoP` header binds the tokens. `resource` (RFC 8707, repeatable) asks for a token for registered protected resources (`invalid_target` otherwise).",
     params(OrgPath, ("DPoP" = Option<String>, Header, description = "An RFC 9449 proof for this request")),
     request_body(content = inline(TokenForm), content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ()),
@@ -314,9 +314,32 @@ pub async fn metadata(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct TokenForm {
-    /// `client_credentials`, `refresh_token`, `authorization_code` or
-    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    /// `client_credentials`, `refresh_token`, `authorization_code`,
+    /// `urn:ietf:params:oauth:grant-type:device_code`,
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` or
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`.
     grant_type: String,
+    /// Token exchange (RFC 8693 §2.1): a keygate access token of this organization, whose
+    /// subject the new token keeps.
+    subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    subject_token_type: Option<String>,
+    /// Token exchange: a keygate access token of the party acting now (default: the
+    /// authenticated client's user).
+    actor_token: Option<String>,
+    /// Token exchange, with `actor_token`: `urn:ietf:params:oauth:token-type:access_token`.
+    actor_token_type: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token` (the only type).
+    requested_token_type: Option<String>,
+    /// Token exchange (repeatable): a resource URI among the subject token's audiences, as
+    /// `resource`.
+    audience: Option<Vec<String>>,
+    /// Token exchange: the user id that alone may exchange the new token further (its
+    /// `may_act`, RFC 8693 §4.4).
+    may_act: Option<String>,
+    /// JWT bearer grant (RFC 7523 §2.1): a token of a trusted identity provider registered
+    /// with `allow_jwt_bearer`.
+    assertion: Option<String>,
     /// With `refresh_token`.
     refresh_token: Option<String>,
     /// With `authorization_code`: the code the authorization endpoint returned (single-use,

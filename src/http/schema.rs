@@ -80,10 +80,23 @@ pub struct Me {
     pub act: Option<Act>,
 }
 
-/// The user acting for the subject.
-#[derive(Serialize, ToSchema)]
+/// The user acting for the subject (RFC 8693 §4.1); in a delegation chain, the prior
+/// actors nested inside, outermost the current one.
+#[derive(Serialize, serde::Deserialize, ToSchema)]
 pub struct Act {
     pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub act: Option<Box<Act>>,
+}
+
+impl From<&crate::tokens::Actor> for Act {
+    fn from(actor: &crate::tokens::Actor) -> Self {
+        Act {
+            sub: actor.sub.clone(),
+            act: actor.act.as_deref().map(|prior| Box::new(Act::from(prior))),
+        }
+    }
 }
 
 /// An API key (never its secret).
@@ -175,6 +188,13 @@ pub struct Session {
     pub expires_at: String,
     pub refreshed_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// A session of a token exchange (RFC 8693): the session of the subject token it was
+    /// exchanged from (its tokens end when that session does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_session_id: Option<String>,
+    /// A token exchange with an `actor_token`: that token's session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_session_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -195,6 +215,10 @@ pub struct AuditEvent {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The delegation chain of the token the event is about (RFC 8693 §4.1 `act`, nested;
+    /// outermost the current actor): token exchanges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<Act>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -224,6 +248,8 @@ pub struct TrustedIssuer {
     pub audience: String,
     pub subject_claim: String,
     pub algorithms: Vec<String>,
+    /// Its tokens are accepted as a JWT bearer grant's `assertion` (RFC 7523 §2.1).
+    pub allow_jwt_bearer: bool,
     pub created_at: String,
 }
 

@@ -207,6 +207,7 @@ async fn reused(
         target_type: Some("session"),
         target_id: session,
         meta: req.meta.clone(),
+        act: None,
     });
     OAuthError::invalid_grant("the authorization code was already used; its tokens are revoked")
 }

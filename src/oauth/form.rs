@@ -1,13 +1,13 @@
 //! `application/x-www-form-urlencoded` request bodies (RFC 6749 §3.2: no parameter may
-//! appear twice, except those an extension makes repeatable: RFC 8707's `resource`;
+//! appear twice, except those an extension makes repeatable: RFC 8707's `resource`, RFC 8693's `audience`;
 //! parameters without a value are treated as omitted).
 
 use std::collections::HashMap;
 
 use super::OAuthError;
 
-/// Parameters that may appear more than once.
-const REPEATABLE: &[&str] = &["resource"];
+/// Parameters that may appear more than once (RFC 8707 §2, RFC 8693 §2.1).
+const REPEATABLE: &[&str] = &["resource", "audience"];
 
 #[derive(Debug, Default)]
 pub struct Params {

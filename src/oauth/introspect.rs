@@ -82,9 +82,11 @@ pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value
     {
         return Ok(inactive);
     }
-    let session_live = storage::sessions::get(&state.storage, &org.id, &claims.sid)
-        .await?
-        .is_some_and(|s| s.revoked_at.is_none_or(|t| t > now) && s.expires_at > now);
+    // The token's session and every session up its delegation chain (RFC 8693).
+    let session_live = state
+        .revocations
+        .chain_live(&state.storage, &org.id, &claims.sid, now, false)
+        .await?;
     let user_enabled = storage::users::get(&state.storage, &org.id, &claims.sub)
         .await?
         .is_some_and(|u| !u.disabled);
@@ -109,8 +111,12 @@ pub async fn introspect(state: &AppState, req: OAuthRequest<'_>) -> Result<Value
         if let Some(cnf) = &claims.cnf {
             map.insert("cnf".into(), json!({ "jkt": cnf.jkt }));
         }
+        // RFC 8693 §4.1: the whole chain, nested.
         if let Some(act) = &claims.act {
-            map.insert("act".into(), json!({ "sub": act.sub }));
+            map.insert("act".into(), json!(act));
+        }
+        if let Some(may_act) = &claims.may_act {
+            map.insert("may_act".into(), json!(may_act));
         }
     }
     Ok(body)

@@ -35,6 +35,8 @@ pub fn document(state: &AppState, org: &organization::Model) -> Value {
             "refresh_token",
             "authorization_code",
             super::device::GRANT_TYPE,
+            super::token_exchange::GRANT_TYPE,
+            super::jwt_bearer::GRANT_TYPE,
         ],
         // The authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9207).
         "response_types_supported": ["code"],

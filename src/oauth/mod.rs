@@ -11,10 +11,12 @@ mod client_credentials;
 pub mod device;
 pub mod form;
 pub mod introspect;
+pub mod jwt_bearer;
 pub mod metadata;
 pub mod pkce;
 mod refresh_token;
 pub mod revoke;
+pub mod token_exchange;
 
 use entity::organization;
 
@@ -218,9 +220,15 @@ pub struct TokenBody {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
-    /// A Bearer refresh token is a new one (rotation); a DPoP-bound one is the same.
-    pub refresh_token: String,
+    /// A Bearer refresh token is a new one (rotation); a DPoP-bound one is the same. None
+    /// for a token exchange or a JWT bearer grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub session_id: String,
+    /// RFC 8693 §2.2.1: the type of the token issued by a token exchange
+    /// (`urn:ietf:params:oauth:token-type:access_token`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// `POST /v1/{org}/oauth/token`.
@@ -232,11 +240,15 @@ pub async fn token(state: &AppState, req: OAuthRequest<'_>) -> Result<TokenRespo
         Some("refresh_token") => refresh_token::grant(state, &org, &req).await,
         Some("authorization_code") => authorization_code::grant(state, &org, &req).await,
         Some(device::GRANT_TYPE) => device::token(state, &org, &req).await,
+        Some(token_exchange::GRANT_TYPE) => token_exchange::grant(state, &org, &req).await,
+        Some(jwt_bearer::GRANT_TYPE) => jwt_bearer::grant(state, &org, &req).await,
         Some(_) => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             format!(
-                "grant_type must be client_credentials, refresh_token, authorization_code or {}",
-                device::GRANT_TYPE
+                "grant_type must be client_credentials, refresh_token, authorization_code, {}, {} or {}",
+                device::GRANT_TYPE,
+                token_exchange::GRANT_TYPE,
+                jwt_bearer::GRANT_TYPE,
             ),
         )),
     }
@@ -316,7 +328,25 @@ fn token_body(
         token_type: access.token_type.as_str(),
         expires_in: access.expires_in,
         scope: scope.to_owned(),
-        refresh_token: refresh_token.to_owned(),
+        refresh_token: Some(refresh_token.to_owned()),
         session_id: session_id.to_owned(),
+        issued_token_type: None,
+    }
+}
+
+/// The body of a grant that issues an access token alone (token exchange, JWT bearer).
+fn single_token_body(
+    access: &crate::auth::session::AccessToken,
+    session: &entity::session::Model,
+    issued_token_type: Option<&'static str>,
+) -> TokenBody {
+    TokenBody {
+        access_token: access.token.clone(),
+        token_type: access.token_type.as_str(),
+        expires_in: access.expires_in,
+        scope: session.scope.clone(),
+        refresh_token: None,
+        session_id: session.id.clone(),
+        issued_token_type,
     }
 }

@@ -229,25 +229,86 @@ pub async fn for_refresh(
     requested: &[String],
     scope: Option<&str>,
 ) -> Result<Option<Target>, TargetError> {
-    let Some(granted) = session.resources.as_deref() else {
+    narrowed(
+        state,
+        org,
+        Granted {
+            resources: session.resources.as_deref(),
+            scope: &session.scope,
+            to_keygate: "this session's tokens are for keygate itself; a refresh cannot add a resource",
+            not_granted: "was not granted to this session; a refresh may only narrow its resources",
+        },
+        requested,
+        scope,
+        |s| key.is_none_or(|key| key_allows(key, s)),
+    )
+    .await
+}
+
+/// The target of a token exchange (RFC 8693 §2.1): the subject token's resources
+/// (`resources`, space-separated; `None`: a token for keygate itself), or the subset the
+/// request's `resource` and `audience` name; the scope within the subject token's `scope`
+/// and what the resources define now. Never wider than the subject token.
+pub async fn for_exchange(
+    state: &AppState,
+    org: &organization::Model,
+    resources: Option<&str>,
+    subject_scope: &str,
+    requested: &[String],
+    scope: Option<&str>,
+) -> Result<Option<Target>, TargetError> {
+    narrowed(
+        state,
+        org,
+        Granted {
+            resources,
+            scope: subject_scope,
+            to_keygate: "the subject token is for keygate itself; an exchange cannot add a resource",
+            not_granted: "is not an audience of the subject token; an exchange may only narrow them",
+        },
+        requested,
+        scope,
+        |_| true,
+    )
+    .await
+}
+
+/// What an earlier token was granted, and how to say that a request goes beyond it.
+struct Granted<'a> {
+    resources: Option<&'a str>,
+    scope: &'a str,
+    to_keygate: &'static str,
+    not_granted: &'static str,
+}
+
+/// The granted resources, or the subset `requested` names, each still registered; the
+/// scope within the granted scope, what the resources define now and what `allows` lets.
+async fn narrowed(
+    state: &AppState,
+    org: &organization::Model,
+    granted: Granted<'_>,
+    requested: &[String],
+    scope: Option<&str>,
+    allows: impl Fn(&str) -> bool,
+) -> Result<Option<Target>, TargetError> {
+    let Some(resources) = granted.resources else {
         if requested.is_empty() {
             return Ok(None);
         }
-        return Err(TargetError::InvalidTarget(
-            "this session's tokens are for keygate itself; a refresh cannot add a resource".into(),
-        ));
+        return Err(TargetError::InvalidTarget(granted.to_keygate.into()));
     };
-    let granted: BTreeSet<&str> = granted.split_ascii_whitespace().collect();
+    let resources: BTreeSet<&str> = resources.split_ascii_whitespace().collect();
     let chosen = if requested.is_empty() {
-        granted
+        resources
             .iter()
             .map(|u| ResourceUri::parse(u).map_err(|e| TargetError::InvalidTarget(e.0)))
             .collect::<Result<BTreeSet<_>, _>>()?
     } else {
         let asked = parse_requested(requested)?;
-        if let Some(new) = asked.iter().find(|u| !granted.contains(u.as_str())) {
+        if let Some(new) = asked.iter().find(|u| !resources.contains(u.as_str())) {
             return Err(TargetError::InvalidTarget(format!(
-                "`{new}` was not granted to this session; a refresh may only narrow its resources"
+                "`{new}` {}",
+                granted.not_granted
             )));
         }
         asked
@@ -259,14 +320,8 @@ pub async fn for_refresh(
         "is no longer a registered resource of this organization",
     )
     .await?;
-    let session_scopes: BTreeSet<&str> = session.scope.split_ascii_whitespace().collect();
-    target_of(
-        &found,
-        scope,
-        |s| session_scopes.contains(s),
-        |s| key.is_none_or(|key| key_allows(key, s)),
-    )
-    .map(Some)
+    let granted_scopes: BTreeSet<&str> = granted.scope.split_ascii_whitespace().collect();
+    target_of(&found, scope, |s| granted_scopes.contains(s), allows).map(Some)
 }
 
 /// Whether keygate issues tokens with this `aud` at `org`: its own audience, or only

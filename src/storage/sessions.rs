@@ -14,12 +14,13 @@ use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
 use crate::types::{Lifecycle, Role};
 
-/// A session being opened: its row, its first refresh token's row, and whether to record
-/// the key's use (`api_keys.last_used_at`, sampled by the caller).
+/// A session being opened: its row, its first refresh token's row (none for a session of a
+/// token exchange or a JWT bearer grant, which issue no refresh token), and whether to
+/// record the key's use (`api_keys.last_used_at`, sampled by the caller).
 #[derive(Clone, Debug)]
 pub struct Opening {
     pub session: session::Model,
-    pub refresh: refresh_token::Model,
+    pub refresh: Option<refresh_token::Model>,
     pub touch_key: bool,
     /// The client IP written with the key's use (`api_keys.last_used_ip`).
     pub used_from: Option<String>,
@@ -98,11 +99,13 @@ pub async fn open_many(
         .exec_without_returning(&txn)
         .await?;
     }
-    for chunk in openings.chunks(INSERT_CHUNK) {
+    let refreshes: Vec<&refresh_token::Model> =
+        openings.iter().filter_map(|o| o.refresh.as_ref()).collect();
+    for chunk in refreshes.chunks(INSERT_CHUNK) {
         refresh_token::Entity::insert_many(
             chunk
                 .iter()
-                .map(|o| refresh_token::ActiveModel::from(o.refresh.clone())),
+                .map(|r| refresh_token::ActiveModel::from((*r).clone())),
         )
         .exec_without_returning(&txn)
         .await?;
@@ -261,6 +264,9 @@ async fn refuse_changed_users(
             .map(|id| usable(id, &session.org_id));
         let refusal = match (subject, actor) {
             (None, _) | (_, Some(None)) => Some(Refusal::UserGone),
+            // A token exchange (RFC 8693): the subject's token is its consent, whatever the
+            // actor's role; both must still be usable.
+            (Some(_), Some(Some(_))) if session.parent_session_id.is_some() => None,
             (Some(subject), Some(Some(actor))) => {
                 let may_act = match (actor.role.parse::<Role>(), subject.role.parse::<Role>()) {
                     (Ok(actor), Ok(subject)) => actor.may_act_for(subject),

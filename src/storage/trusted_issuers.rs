@@ -1,7 +1,7 @@
 //! Trusted identity providers, always looked up within their organization.
 
 use entity::trusted_issuer::{ActiveModel, Column, Entity, Model};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::page::{self, Cursor, Page, PageRequest};
 use super::{Result, Storage};
@@ -48,4 +48,14 @@ pub async fn delete(storage: &Storage, org_id: &str, id: &str) -> Result<bool> {
         .exec(storage.db())
         .await?;
     Ok(res.rows_affected == 1)
+}
+
+/// Every provider of `org_id`, oldest first (the CLI's listing).
+pub async fn list(storage: &Storage, org_id: &str) -> Result<Vec<Model>> {
+    Ok(Entity::find()
+        .filter(Column::OrgId.eq(org_id))
+        .order_by_asc(Column::CreatedAt)
+        .order_by_asc(Column::Id)
+        .all(storage.db())
+        .await?)
 }

@@ -25,9 +25,14 @@ pub struct AccessClaims {
     /// RFC 9449 §6.1: present when the token is DPoP-bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
-    /// RFC 8693 §4.1: the acting party when the key's owner acts for another user.
+    /// RFC 8693 §4.1: the acting party when the key's owner acts for another user, or the
+    /// delegation chain of an exchanged token (outermost: the current actor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// RFC 8693 §4.4: who may exchange this token as its actor (set by a token exchange
+    /// that asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<MayAct>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +41,30 @@ pub struct Confirmation {
     pub jkt: String,
 }
 
+/// RFC 8693 §4.1 `act`: an actor, with the prior actors of the chain nested inside.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
+    pub sub: String,
+    /// The actor before this one (RFC 8693 §4.1: nested `act` claims are prior actors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// One actor with no prior ones.
+    pub fn one(sub: String) -> Self {
+        Self { sub, act: None }
+    }
+
+    /// How many actors the chain holds (this one included).
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |prior| prior.depth())
+    }
+}
+
+/// RFC 8693 §4.4 `may_act`: the party allowed to act for the token's subject.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MayAct {
     pub sub: String,
 }
 

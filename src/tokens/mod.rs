@@ -5,7 +5,7 @@
 mod claims;
 mod verify;
 
-pub use claims::{AccessClaims, Actor, Audience, Confirmation};
+pub use claims::{AccessClaims, Actor, Audience, Confirmation, MayAct};
 pub use verify::{
     Expectation, TokenError, check_times, verify, verify_any_audience_with_kid, verify_with_kid,
 };

@@ -152,6 +152,7 @@ mod tests {
             org: "acme".into(),
             cnf: None,
             act: None,
+            may_act: None,
         }
     }
 

@@ -14,6 +14,7 @@ mod cli;
 mod client_assertion;
 mod clients;
 mod cross_org;
+mod delegation;
 mod device;
 mod dpop_cli;
 mod dpop_flow;

@@ -586,7 +586,9 @@ async fn metadata_names_the_issuer_of_the_tokens_and_working_endpoints() {
             "client_credentials",
             "refresh_token",
             "authorization_code",
-            "urn:ietf:params:oauth:grant-type:device_code"
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
         ])
     );
     assert_eq!(

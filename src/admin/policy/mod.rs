@@ -34,6 +34,8 @@ pub struct Actor {
     /// When the token acts for `user_id`: the user acting (`act.sub`), who holds whatever
     /// the request issues.
     pub act: Option<String>,
+    /// The whole `act` chain of the token (RFC 8693 §4.1), as JSON, for the audit log.
+    pub chain: Option<String>,
     pub token_type: TokenType,
     pub meta: RequestMeta,
 }
@@ -51,7 +53,12 @@ impl Actor {
             user_id: caller.user.id,
             org: caller.org,
             key_id: caller.token.client_id,
-            act: caller.token.act,
+            chain: caller
+                .token
+                .act
+                .as_ref()
+                .map(|a| serde_json::json!(a).to_string()),
+            act: caller.token.act.map(|a| a.sub),
             token_type: caller.token_type,
             meta: caller.meta,
         }

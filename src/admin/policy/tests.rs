@@ -21,6 +21,7 @@ fn actor(role: Role) -> Actor {
         scopes: Scopes::all(),
         key_id: Some("key_mine".into()),
         act: None,
+        chain: None,
         token_type: TokenType::Bearer,
         meta: RequestMeta::default(),
     }

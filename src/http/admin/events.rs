@@ -30,6 +30,7 @@ fn event_json(event: audit_event::Model, org: &str) -> schema::AuditEvent {
         ip: event.ip,
         user_agent: event.user_agent,
         request_id: event.request_id,
+        act: event.act.and_then(|a| serde_json::from_str(&a).ok()),
     }
 }
 

@@ -31,6 +31,7 @@ fn issuer_json(issuer: entity::trusted_issuer::Model) -> schema::TrustedIssuer {
             .split_ascii_whitespace()
             .map(str::to_owned)
             .collect(),
+        allow_jwt_bearer: issuer.allow_jwt_bearer,
         created_at: rfc3339(issuer.created_at),
     }
 }
@@ -45,6 +46,9 @@ pub struct CreateIssuerBody {
     audience: String,
     subject_claim: Option<String>,
     algorithms: Vec<String>,
+    /// Accept its tokens as the `assertion` of the JWT bearer grant (RFC 7523 §2.1) at the
+    /// token endpoint (default false).
+    allow_jwt_bearer: Option<bool>,
 }
 
 #[utoipa::path(
@@ -90,6 +94,7 @@ pub async fn create_issuer(
         audience: value.audience,
         subject_claim: value.subject_claim.unwrap_or_else(|| "sub".into()),
         algorithms: value.algorithms,
+        allow_jwt_bearer: value.allow_jwt_bearer.unwrap_or(false),
     };
     idempotent(&state, &actor, &req, &json, None, {
         let (state, actor) = (state.clone(), actor.clone());

@@ -30,6 +30,8 @@ fn session_json(session: session::Model, now: DateTime<Utc>) -> schema::Session 
         expires_at: rfc3339(session.expires_at),
         refreshed_at: session.refreshed_at.map(rfc3339),
         revoked_at: session.revoked_at.map(rfc3339),
+        parent_session_id: session.parent_session_id,
+        actor_session_id: session.actor_session_id,
     }
 }
 

@@ -27,18 +27,72 @@ fn session(id: &str, org_id: &str, user_id: &str, client_id: &str) -> Opening {
             revoked_at: None,
             refreshed_at: None,
             resources: None,
+            parent_session_id: None,
+            actor_session_id: None,
         },
-        refresh: entity::refresh_token::Model {
+        refresh: Some(entity::refresh_token::Model {
             id: format!("rtk_{id}"),
             session_id: id.into(),
             digest: format!("digest-of-{id}"),
             created_at: now,
             expires_at: now + chrono::Duration::days(1),
             used_at: None,
-        },
+        }),
         touch_key: false,
         used_from: None,
     }
+}
+
+/// Writes a session and its refresh token with the columns the tables had before the
+/// migration (later migrations add columns the entity now has, so the repository's insert
+/// cannot run on the old schema).
+async fn open_before(
+    db: &sea_orm::DatabaseConnection,
+    opening: &Opening,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::sea_query::{Alias, Query};
+    let s = &opening.session;
+    let insert = Query::insert()
+        .into_table(Alias::new("sessions"))
+        .columns(
+            [
+                "id",
+                "org_id",
+                "user_id",
+                "api_key_id",
+                "actor_user_id",
+                "dpop_jkt",
+                "scope",
+                "created_at",
+                "expires_at",
+                "revoked_at",
+                "refreshed_at",
+                "resources",
+            ]
+            .map(Alias::new),
+        )
+        .values_panic([
+            s.id.clone().into(),
+            s.org_id.clone().into(),
+            s.user_id.clone().into(),
+            s.api_key_id.clone().into(),
+            s.actor_user_id.clone().into(),
+            s.dpop_jkt.clone().into(),
+            s.scope.clone().into(),
+            s.created_at.into(),
+            s.expires_at.into(),
+            s.revoked_at.into(),
+            s.refreshed_at.into(),
+            s.resources.clone().into(),
+        ])
+        .to_owned();
+    db.execute_raw(db.get_database_backend().build(&insert))
+        .await?;
+    if let Some(refresh) = &opening.refresh {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel};
+        refresh.clone().into_active_model().insert(db).await?;
+    }
+    Ok(())
 }
 
 /// The names of the indexes on `table`.
@@ -126,23 +180,10 @@ async fn sessions_and_refresh_tokens_survive_and_a_session_may_name_a_browser_cl
     .unwrap();
     let (org_id, user_id, key_id) = ("org_acme", "usr_someone", "key_k");
     let old = session("ses_old", org_id, user_id, key_id);
-    // The session writer reads keys with today's columns: the old rows go in directly.
-    let write = |opening: &Opening| {
-        let (session, refresh) = (opening.session.clone(), opening.refresh.clone());
-        let db = &migrations;
-        async move {
-            entity::session::Entity::insert(entity::session::ActiveModel::from(session))
-                .exec_without_returning(db)
-                .await?;
-            entity::refresh_token::Entity::insert(entity::refresh_token::ActiveModel::from(refresh))
-                .exec_without_returning(db)
-                .await
-        }
-    };
-    write(&old).await.unwrap();
+    open_before(&migrations, &old).await.unwrap();
     // Before: a session must name an API key.
     let browser = session("ses_browser", org_id, user_id, "cli_someapp");
-    assert!(write(&browser).await.is_err());
+    assert!(open_before(&migrations, &browser).await.is_err());
 
     Migrator::up(&migrations, None).await.unwrap();
 
@@ -153,7 +194,7 @@ async fn sessions_and_refresh_tokens_survive_and_a_session_may_name_a_browser_cl
     let token = storage::refresh_tokens::by_digest(&store, "digest-of-ses_old")
         .await
         .unwrap();
-    assert_eq!(token, Some(old.refresh.clone()));
+    assert_eq!(token, old.refresh.clone());
     // After: a browser client's session is stored.
     storage::sessions::open_many(&store, &[&browser], now)
         .await
@@ -167,7 +208,7 @@ async fn sessions_and_refresh_tokens_survive_and_a_session_may_name_a_browser_cl
     // refresh_tokens still belongs to sessions: a token of no session is refused.
     let orphan = session("ses_none", org_id, user_id, "cli_someapp");
     assert!(
-        storage::refresh_tokens::insert(&store, orphan.refresh)
+        storage::refresh_tokens::insert(&store, orphan.refresh.unwrap())
             .await
             .is_err(),
         "the foreign key of refresh_tokens survived the rebuild"

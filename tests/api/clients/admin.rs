@@ -379,6 +379,8 @@ async fn session_of(app: &crate::helpers::TestApp, client_id: &str) -> String {
         revoked_at: None,
         refreshed_at: None,
         resources: None,
+        parent_session_id: None,
+        actor_session_id: None,
     });
     match txn {
         Some(txn) => {

@@ -178,11 +178,13 @@ async fn a_browser_clients_new_session_is_refused_at_its_commit_once_the_client_
             revoked_at: None,
             refreshed_at: None,
             resources: None,
+            parent_session_id: None,
+            actor_session_id: None,
         };
         let (_, refresh) = keygate::auth::session::new_refresh_token(&app.state, &session, now);
         Opening {
             session,
-            refresh,
+            refresh: Some(refresh),
             touch_key: false,
             used_from: None,
         }
