@@ -193,6 +193,9 @@ pub async fn register(
         created_by_role: None,
         public_jwks: None,
         pending: org.registration_approval == Some(true),
+        limit_per_minute: None,
+        limit_per_hour: None,
+        last_used_ip: None,
     };
     let (user, key) = storage::agents::insert_registered(&state.storage, user, key)
         .await
@@ -209,6 +212,7 @@ pub async fn register(
         actor_key_id: Some(key.id.clone()),
         target_type: Some("api_key"),
         target_id: Some(key.id.clone()),
+        act: None,
         meta: meta.clone(),
     });
     Ok(Registered { user, key, secret })

@@ -488,6 +488,7 @@ async fn authenticate_home(
             client_id: Some(claims.client_id),
             scope: claims.scope,
             act: claims.act,
+            jkt: claims.cnf.map(|c| c.jkt),
         },
         home_org: org.clone(),
         org,

@@ -243,12 +243,14 @@ pub struct Issued {
 }
 
 /// Opens a session that has one access token and no refresh token (token exchange, JWT
-/// bearer grant). `new.actor` is the current actor (`issued.act`'s outermost).
+/// bearer grant), once the client's issuance limits ([`admit`]) let it. `new.actor` is the
+/// current actor (`issued.act`'s outermost).
 pub async fn open_single(
     state: &AppState,
     new: NewSession<'_>,
     issued: Issued,
 ) -> Result<(session::Model, AccessToken), SessionError> {
+    admit(state, new.client).await?;
     let now = state.clock.now();
     let end = add(now, state.settings.tokens.access_ttl).min(issued.not_after);
     let end = new
@@ -329,6 +331,21 @@ fn session_row(
         resources: new.target.as_ref().map(Target::stored),
         parent_session_id: None,
         actor_session_id: None,
+    }
+}
+
+/// The one gate every token issued for an API key passes (sign-in, `client_credentials`,
+/// `refresh_token`, the device grant): the key's issuance limits (README, "Limits"),
+/// checked before anything is written. Browser clients (a person's approval) and workloads
+/// (a trusted issuer's assertion, each single-use) are not limited here.
+pub async fn admit(state: &AppState, client: SessionClient<'_>) -> Result<(), SessionError> {
+    match client {
+        SessionClient::Key(key) => state
+            .limits
+            .check(Subject::Issuance(key))
+            .await
+            .map_err(SessionError::RateLimited),
+        SessionClient::Browser(_) | SessionClient::Workload(_) => Ok(()),
     }
 }
 

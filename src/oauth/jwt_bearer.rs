@@ -164,6 +164,7 @@ async fn run(
             dpop_jkt,
             scope,
             target,
+            ip: req.meta.ip.clone(),
         },
         Issued {
             parent_session_id: None,

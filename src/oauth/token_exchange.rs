@@ -178,6 +178,7 @@ async fn run(
             dpop_jkt,
             scope,
             target,
+            ip: req.meta.ip.clone(),
         },
         Issued {
             parent_session_id: Some(subject.sid.clone()),

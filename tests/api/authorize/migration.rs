@@ -5,7 +5,7 @@
 use keygate::storage::sessions::Opening;
 use keygate::storage::{self, Storage};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, Database, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, Database, Statement};
 
 use crate::helpers::{TestDatabase, test_settings};
 
