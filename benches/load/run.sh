@@ -24,8 +24,17 @@ PORT="${PORT:-18090}"
 URL="http://127.0.0.1:$PORT"
 CLK_TCK=$(getconf CLK_TCK)
 
-cargo build --release --quiet --bin keygate
-cargo build --release --quiet --bench load
+# DEBUG_BUILD=1: the debug build instead (a quick look at the metrics panels on a machine
+# where a release build takes too long; its figures are not performance figures).
+if [ "${DEBUG_BUILD:-0}" = 1 ]; then
+  PROFILE_DIR=debug BUILD_FLAGS=() GEN=(cargo test --quiet --bench load --)
+  export KG_PROOFS_PER_SECOND="${KG_PROOFS_PER_SECOND:-1500}"
+else
+  PROFILE_DIR=release BUILD_FLAGS=(--release) GEN=(cargo bench --quiet --bench load --)
+fi
+KEYGATE="${CARGO_TARGET_DIR:-target}/$PROFILE_DIR/keygate"
+cargo build "${BUILD_FLAGS[@]}" --quiet --bin keygate
+cargo build "${BUILD_FLAGS[@]}" --quiet --bench load
 DIR=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -49,7 +58,7 @@ if [ "${LIMITS:-off}" = off ]; then
   export KEYGATE__LIMITS__ISSUANCE_PER_MINUTE=0 KEYGATE__LIMITS__ISSUANCE_PER_HOUR=0
   export KEYGATE__LIMITS__REQUESTS_PER_USER_PER_MINUTE=0
 fi
-"${CARGO_TARGET_DIR:-target}"/release/keygate serve >"$DIR/keygate.out.log" 2>"$DIR/keygate.log" &
+"$KEYGATE" serve >"$DIR/keygate.out.log" 2>"$DIR/keygate.log" &
 KEYGATE_PID=$!
 PIDS+=("$KEYGATE_PID")
 for _ in $(seq 300); do
@@ -61,7 +70,7 @@ curl -sf "$URL/readyz" >/dev/null || fail "keygate is not ready after 30 s"
 
 USER_ID=$(awk '/^user_id:/{print $2}' "$DIR/keygate.out.log")
 [ -n "$USER_ID" ] || fail "no bootstrap banner (is the database empty?)"
-CREATED=$("${CARGO_TARGET_DIR:-target}"/release/keygate key create --org default --user "$USER_ID" --name load-bench --json)
+CREATED=$("$KEYGATE" key create --org default --user "$USER_ID" --name load-bench --json)
 KG_API_KEY=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])' <<<"$CREATED")
 KG_API_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key_id"])' <<<"$CREATED")
 KG_USER_ID="$USER_ID"
@@ -71,10 +80,10 @@ STATUS=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/v1/default/user/si
   -H "x-api-key: $KG_API_KEY" -H "x-api-key-id: $KG_API_KEY_ID" -H "x-user-id: $KG_USER_ID")
 [ "$STATUS" = 200 ] || fail "a sign-in with the provisioned key answered $STATUS"
 # me-api-key: direct API-key requests (README, "Coming from another agent platform").
-"${CARGO_TARGET_DIR:-target}"/release/keygate org update default --direct-api-keys true >/dev/null
+"$KEYGATE" org update default --direct-api-keys true >/dev/null
 
 run() { # scenario url pids
-  cargo bench --quiet --bench load -- --scenario "$1" --url "$2" --server-pids "$3" \
+  "${GEN[@]}" --scenario "$1" --url "$2" --server-pids "$3" \
     --connections "$CONNECTIONS" --seconds "$SECONDS_EACH" --clk-tck "$CLK_TCK" \
     || fail "scenario $1 failed"
 }
@@ -97,13 +106,13 @@ if [ -n "${SCRAPE_DIR:-}" ]; then
       i=$((i + 1))
       curl -s -o /dev/null -X POST "$SIGNIN" -H "x-api-key: $KG_API_KEY" \
         -H "x-api-key-id: key_trickle$i" -H "x-user-id: $KG_USER_ID" || true
-      PROOF=$("${CARGO_TARGET_DIR:-target}"/release/keygate dpop proof --key "$DIR/trickle.pem" \
+      PROOF=$("$KEYGATE" dpop proof --key "$DIR/trickle.pem" \
         --method POST --url "$SIGNIN" 2>/dev/null)
       for _ in 1 2; do
         curl -s -o /dev/null -X POST "$SIGNIN" -H "x-api-key: $KG_API_KEY" -H "dpop: $PROOF" \
           -H "x-api-key-id: $KG_API_KEY_ID" -H "x-user-id: $KG_USER_ID" || true
       done
-      OTHER=$("${CARGO_TARGET_DIR:-target}"/release/keygate dpop proof --key "$DIR/trickle.pem" \
+      OTHER=$("$KEYGATE" dpop proof --key "$DIR/trickle.pem" \
         --method POST --url "$URL/v1/default/oauth/token" 2>/dev/null)
       curl -s -o /dev/null -X POST "$SIGNIN" -H "x-api-key: $KG_API_KEY" -H "dpop: $OTHER" \
         -H "x-api-key-id: $KG_API_KEY_ID" -H "x-user-id: $KG_USER_ID" || true

@@ -4,8 +4,8 @@
     python3 docs/grafana/plot.py SCRAPE_DIR OUT.png [TITLE]
 
 SCRAPE_DIR holds one file per scrape, named by its Unix time (`1765100000.123.prom`), as
-`SCRAPE_DIR=… benches/load/run.sh` writes them. Counters become per-second rates between
-consecutive scrapes and latency quantiles are interpolated within histogram buckets, as
+`SCRAPE_DIR=… benches/load/run.sh` writes them. Counters become per-second rates over
+5 scrapes and latency quantiles are interpolated within histogram buckets, as
 Prometheus's rate() and histogram_quantile() do. Needs matplotlib (PyPI).
 """
 
@@ -19,6 +19,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+# Rates and quantiles are taken over this many scrapes (5 s at one scrape a second), as
+# rate(...[5s]) would.
+WINDOW = 5
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -50,7 +54,7 @@ def load(directory):
 def rates(scrapes, metric, by):
     """{label value: ([t], [per-second rate])}, summed over the other labels."""
     out = defaultdict(lambda: ([], []))
-    for (t1, a), (t2, b) in zip(scrapes, scrapes[1:]):
+    for (t1, a), (t2, b) in zip(scrapes, scrapes[WINDOW:]):
         sums = defaultdict(float)
         for (name, labels), value in b.items():
             if name != metric:
@@ -66,7 +70,7 @@ def rates(scrapes, metric, by):
 def quantiles(scrapes, metric, q, min_rate=1.0):
     """{route: ([t], [seconds])} of quantile q between consecutive scrapes."""
     out = defaultdict(lambda: ([], []))
-    for (t1, a), (t2, b) in zip(scrapes, scrapes[1:]):
+    for (t1, a), (t2, b) in zip(scrapes, scrapes[WINDOW:]):
         buckets = defaultdict(dict)
         for (name, labels), value in b.items():
             if name != metric + "_bucket":
