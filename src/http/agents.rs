@@ -14,7 +14,9 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::extract::Authenticated;
 use super::request_meta::request_meta;
-use super::schema::{self, ErrorBody, NotFound, OrgIdPath, OrgPath, ProtectedErrors, rfc3339};
+use super::schema::{
+    self, CreateErrors, ErrorBody, NotFound, OrgIdPath, OrgPath, ProtectedErrors, rfc3339,
+};
 use crate::admin;
 use crate::admin::agents::OrgSettings;
 use crate::admin::policy::Actor;
@@ -72,7 +74,7 @@ pub async fn get_settings(
     patch, path = "/v1/{org}/settings", tag = "Organization", summary = "Change the organization's settings (owners only)",
     description = "Turns direct API-key requests, agent self-registration and its approval step on or off. Audited as `org.settings_updated`.",
     params(OrgPath), request_body = UpdateSettingsBody, security(("bearer" = []), ("dpop" = []), ("basic" = [])),
-    responses((status = 200, description = "The settings now", body = Settings), ProtectedErrors)
+    responses((status = 200, description = "The settings now", body = Settings), ProtectedErrors, CreateErrors)
 )]
 pub async fn update_settings(
     state: web::Data<AppState>,
@@ -234,6 +236,8 @@ impl From<RegistrationError> for ApiError {
         (status = 400, description = "`invalid_request`", body = ErrorBody),
         (status = 404, description = "`not_found`: self-registration is off (or no such organization)", body = ErrorBody),
         (status = 409, description = "`conflict`: a user with this email exists", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`", body = ErrorBody),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody),
     )
 )]
