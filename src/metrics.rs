@@ -166,6 +166,8 @@ pub fn grant_type_label(grant_type: Option<&str>) -> &'static str {
         Some("refresh_token") => "refresh_token",
         Some("authorization_code") => "authorization_code",
         Some("urn:ietf:params:oauth:grant-type:device_code") => "device_code",
+        Some("urn:ietf:params:oauth:grant-type:token-exchange") => "token_exchange",
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => "jwt_bearer",
         Some(_) => "other",
     }
 }
@@ -212,6 +214,14 @@ mod tests {
         assert_eq!(
             grant_type_label(Some("urn:ietf:params:oauth:grant-type:device_code")),
             "device_code"
+        );
+        assert_eq!(
+            grant_type_label(Some("urn:ietf:params:oauth:grant-type:token-exchange")),
+            "token_exchange"
+        );
+        assert_eq!(
+            grant_type_label(Some("urn:ietf:params:oauth:grant-type:jwt-bearer")),
+            "jwt_bearer"
         );
         assert_eq!(grant_type_label(Some("key_0123456789abcdef")), "other");
         assert_eq!(grant_type_label(None), "none");
