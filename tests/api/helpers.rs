@@ -234,8 +234,12 @@ pub async fn spawn_app_with_store(
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        // actix-web closes a keep-alive connection after 5 s idle; a client that reuses one
+        // as the server closes it reads an incomplete message (seen on a loaded 2-core
+        // machine). Idle connections are dropped on this side first.
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .expect("client"),
         state,
