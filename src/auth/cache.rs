@@ -60,6 +60,9 @@ pub struct Directory {
     users: Cache<(u64, String, String), Slot<user::Model>>,
     /// By the secret's digest (the lookup of a credential; the caller compares it again).
     keys: Cache<(u64, String), Slot<api_key::Model>>,
+    /// Keys whose direct use this node wrote within the last minute (`last_used_at` is
+    /// sampled, as at sign-in, so a busy key costs one write a minute, not one a request).
+    uses: Cache<String, ()>,
 }
 
 impl Directory {
@@ -81,7 +84,17 @@ impl Directory {
                 .max_capacity(capacity)
                 .time_to_live(STALENESS)
                 .build(),
+            uses: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
         }
+    }
+
+    /// Whether this node should write a use of `key_id` now: true for the first use in a
+    /// minute, false for the rest.
+    pub fn first_use_in_window(&self, key_id: &str) -> bool {
+        self.uses.entry_by_ref(key_id).or_insert(()).is_fresh()
     }
 
     /// The organization `slug` as stored at most [`STALENESS`] ago.

@@ -10,9 +10,11 @@
 //! compared in constant time, of this organization, with a secret; not revoked, not
 //! expired (judged per request, so both take effect at once), not pending approval; its
 //! owner active. A well-formed secret that matches nothing counts toward the throttle.
-//! Must not: know about HTTP, write per request, or say which part of a bad key was wrong
+//! Must not: know about HTTP, write per request (a key's use is sampled: one write a minute
+//! per key and node, off the request's path), or say which part of a bad key was wrong
 //! before the secret matched.
 
+use chrono::{DateTime, Utc};
 use entity::user;
 
 use super::TokenType;
@@ -20,6 +22,7 @@ use super::access::{AccessError, AuthMethod, Caller, TokenInfo};
 use crate::audit::RequestMeta;
 use crate::keys::api_key::PlainApiKey;
 use crate::state::AppState;
+use crate::storage;
 
 /// Why a presented API key was refused.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,7 @@ pub async fn authenticate(
         .map(|u| user::Model::clone(&u))
         .ok_or(KeyRefusal::Invalid)?;
     let role = owner.role.parse().map_err(|_| KeyRefusal::Invalid)?;
+    record_use(state, &key.id, now, meta.ip.clone());
     let org = entity::organization::Model::clone(&org);
     Ok(Caller {
         token: TokenInfo {
@@ -107,4 +111,22 @@ pub async fn authenticate(
         dpop_policy: policy,
         meta,
     })
+}
+
+/// Writes the key's `last_used_at` and `last_used_ip` off the request's path, at most once a
+/// minute per key and node (README, "Stale keys"): a key used only directly must not look
+/// unused to `?unused_since=`.
+fn record_use(state: &AppState, key_id: &str, now: DateTime<Utc>, ip: Option<String>) {
+    if !state.directory.first_use_in_window(key_id) {
+        return;
+    }
+    let (storage, key_id) = (state.storage.clone(), key_id.to_owned());
+    let older_than = now - chrono::Duration::minutes(1);
+    tokio::spawn(async move {
+        if let Err(err) =
+            storage::api_keys::record_use(&storage, &key_id, now, ip, older_than).await
+        {
+            tracing::warn!(error = %err, "could not record a direct API key's use");
+        }
+    });
 }

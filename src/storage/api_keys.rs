@@ -87,6 +87,30 @@ pub async fn page(
     .await
 }
 
+/// Records a use of a key presented directly on a request (`last_used_at`, `last_used_ip`),
+/// unless a use at or after `older_than` is already recorded: one conditional `UPDATE`, so
+/// nodes that sample the same key at once write it once.
+pub async fn record_use(
+    storage: &Storage,
+    key_id: &str,
+    at: DateTime<Utc>,
+    ip: Option<String>,
+    older_than: DateTime<Utc>,
+) -> Result<()> {
+    Entity::update_many()
+        .col_expr(Column::LastUsedAt, Expr::value(at))
+        .col_expr(Column::LastUsedIp, Expr::value(ip))
+        .filter(Column::Id.eq(key_id))
+        .filter(
+            Condition::any()
+                .add(Column::LastUsedAt.is_null())
+                .add(Column::LastUsedAt.lt(older_than)),
+        )
+        .exec(storage.db())
+        .await?;
+    Ok(())
+}
+
 /// Sets a key's own issuance limits (`None`: the server's), writing only those columns.
 pub async fn set_limits(
     storage: &Storage,

@@ -259,3 +259,38 @@ async fn an_organization_that_requires_dpop_refuses_direct_keys() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(error_code(&body), "invalid_token");
 }
+
+#[tokio::test]
+async fn a_direct_key_request_records_the_keys_use() {
+    // A key used only directly must not look unused to `?unused_since=`.
+    let app = spawn_app().await;
+    turn_on(&app, &app.owner, &["direct_api_keys"]).await;
+    let agent = app
+        .create_scoped_key("default", &app.owner.user_id, &["keys:read"])
+        .await;
+    let owner = token_of(&app, &app.owner).await;
+    let key = |owner: String| {
+        let url = app.url(&format!("/v1/default/api_keys/{}", agent.api_key_id));
+        let client = app.client.clone();
+        async move {
+            let res = client.get(url).bearer_auth(owner).send().await.unwrap();
+            json(res).await.1
+        }
+    };
+    assert_eq!(key(owner.clone()).await["last_used_at"], Value::Null);
+
+    let (status, me) =
+        json(me_with(&app, "default", &[("x-api-key", agent.api_key.as_str())]).await).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    // The use is written off the request's path: wait for it to land.
+    let mut seen = Value::Null;
+    for _ in 0..200 {
+        seen = key(owner.clone()).await;
+        if !seen["last_used_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!seen["last_used_at"].is_null(), "{seen}");
+    assert_eq!(seen["last_used_ip"], "127.0.0.1", "{seen}");
+}
