@@ -241,7 +241,7 @@ impl From<RegistrationError> for ApiError {
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody),
     )
 )]
-pub async fn register(
+pub async fn register_agent(
     state: web::Data<AppState>,
     org: web::Path<String>,
     req: HttpRequest,

@@ -259,7 +259,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     resource("/.well-known/identity-jwks.json")
                         .route(web::get().to(agents::identity_jwks)),
                 )
-                .service(resource("/register").route(web::post().to(agents::register))),
+                .service(resource("/register").route(web::post().to(agents::register_agent))),
         )
         .default_service(web::to(handlers::not_found));
 }

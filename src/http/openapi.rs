@@ -79,7 +79,7 @@ use crate::types::{KNOWN_SCOPES, Lifecycle, UserStatus};
         agents::approve_key,
         agents::proof,
         agents::identity_jwks,
-        agents::register,
+        agents::register_agent,
         handlers::healthz,
         handlers::readyz,
         super::metrics::main_listener,
